@@ -1,0 +1,51 @@
+//! The `regula` command line (clap). Help texts are bilingual where operators read them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Regula — orientación y regulación de urgencias de Bogotá (CRUE).
+/// Emergency tele-triage and regulated ambulance dispatch for Bogotá.
+#[derive(Debug, Parser)]
+#[command(name = "regula", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inicia el servidor de producción / Start the production server (HTTP: /health, /metrics).
+    Serve(ServeArgs),
+    /// Configuración / Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `regula serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Archivo de configuración / Configuration file (TOML). Without it, built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Dirección de escucha / Address to listen on, overrides `server.listen` (e.g. 0.0.0.0:8080; port 0 = any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `regula config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Valida un archivo y lista todos sus problemas / Check a file and list every problem (exit 1 if any).
+    Check {
+        /// The configuration file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

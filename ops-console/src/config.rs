@@ -1,0 +1,511 @@
+//! Configuration: one typed struct, parsed strictly from TOML text and an injected
+//! environment, with every problem reported at once (key, line and a hint).
+//!
+//! The serde structs below are the single source of truth (`deny_unknown_fields`, every
+//! field defaulted). [`parse`] deserialises them through `serde_path_to_error`; when a key
+//! is wrong it records the problem, removes the key and tries again, so one run reports
+//! every unknown key, wrong type and bad value in the file rather than only the first.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable that overrides `log.format`.
+pub const ENV_LOG_FORMAT: &str = "REGULA_LOG_FORMAT";
+/// Environment variable that overrides `log.filter`.
+pub const ENV_LOG_FILTER: &str = "REGULA_LOG";
+
+/// The whole configuration of `regula serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Seconds to let requests in progress finish after SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Text for people or JSON for collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter directive.
+    pub filter: LogFilter,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: LogFilter("info".to_owned()),
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A validated `tracing` filter such as `info` or `info,ops_console=debug`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LogFilter(String);
+
+impl LogFilter {
+    /// The directive text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for LogFilter {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&value)
+            .map(|_| Self(value.clone()))
+            .map_err(|e| format!("invalid log filter {value:?}: {e}"))
+    }
+}
+
+impl From<LogFilter> for String {
+    fn from(f: LogFilter) -> Self {
+        f.0
+    }
+}
+
+/// Where configuration values may come from besides the file; injected so that parsing
+/// is a pure function in tests.
+pub trait Environment {
+    /// The value of a variable, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Environment for HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key (`server.listen`) or environment variable.
+    pub key: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: `{}`: {}", self.key, self.message)?,
+            None => write!(f, "`{}`: {}", self.key, self.message)?,
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses configuration text, then applies environment overrides. Reports every problem.
+pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigErrors> {
+    let mut config = parse_file(text)?;
+    apply_environment(&mut config, env)?;
+    Ok(config)
+}
+
+fn hint_for(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "server" | "log" => "a table, e.g. `[server]` on its own line followed by its keys",
+        "server.listen" => {
+            "an IP address and port in quotes, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8080\""
+        }
+        "server.shutdown_grace_seconds" => "a whole number of seconds, e.g. 10",
+        "log.format" => "\"text\" or \"json\"",
+        "log.filter" => "a tracing filter in quotes, e.g. \"info\" or \"info,ops_console=debug\"",
+        _ => return None,
+    })
+}
+
+/// Upper bound on problems reported in one file (and on retries).
+const MAX_PROBLEMS: usize = 64;
+
+fn parse_file(text: &str) -> Result<Config, ConfigErrors> {
+    let document: toml_edit::Document<String> =
+        text.parse().map_err(|e: toml_edit::TomlError| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigErrors(vec![Problem {
+                key: "(file)".to_owned(),
+                line,
+                message: format!("not valid TOML: {}", e.message()),
+                hint: Some("see ops-console/regula.example.toml for the format".to_owned()),
+            }])
+        })?;
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+        ConfigErrors(vec![Problem {
+            key: "(file)".to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: format!("not valid TOML: {}", e.message()),
+            hint: None,
+        }])
+    })?;
+
+    let mut problems = Vec::new();
+    while problems.len() < MAX_PROBLEMS {
+        let err = match serde_path_to_error::deserialize::<_, Config>(table.clone()) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(err) => err,
+        };
+        let path = err.path().to_string();
+        // `message()` is the bare reason; `to_string()` would append toml's own location.
+        let message = err.into_inner().message().to_owned();
+        let (key, problem) = if let Some((field, expected)) = unknown_field(&message) {
+            // The path already ends at the unknown key when serde got that far.
+            let key = if path.rsplit('.').next() == Some(field.as_str()) {
+                path
+            } else {
+                join(&path, &field)
+            };
+            let problem = Problem {
+                key: key.clone(),
+                line: key_line(&document, text, &key),
+                message: "unknown key".to_owned(),
+                hint: Some(suggest(&field, &expected)),
+            };
+            (key, problem)
+        } else {
+            let key = if path == "." { String::new() } else { path };
+            let problem = Problem {
+                key: key.clone(),
+                line: key_line(&document, text, &key),
+                message,
+                hint: hint_for(&key).map(str::to_owned),
+            };
+            (key, problem)
+        };
+        problems.push(problem);
+        if key.is_empty() || !remove_key(&mut table, &key) {
+            break;
+        }
+    }
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    Err(ConfigErrors(problems))
+}
+
+fn apply_environment(config: &mut Config, env: &dyn Environment) -> Result<(), ConfigErrors> {
+    let mut problems = Vec::new();
+    if let Some(value) = env.var(ENV_LOG_FORMAT) {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => config.log.format = LogFormat::Text,
+            "json" => config.log.format = LogFormat::Json,
+            _ => problems.push(Problem {
+                key: ENV_LOG_FORMAT.to_owned(),
+                line: None,
+                message: format!("unknown log format {value:?}"),
+                hint: Some("set it to \"text\" or \"json\", or unset it".to_owned()),
+            }),
+        }
+    }
+    if let Some(value) = env.var(ENV_LOG_FILTER) {
+        match LogFilter::try_from(value) {
+            Ok(filter) => config.log.filter = filter,
+            Err(message) => problems.push(Problem {
+                key: ENV_LOG_FILTER.to_owned(),
+                line: None,
+                message,
+                hint: hint_for("log.filter").map(str::to_owned),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(problems))
+    }
+}
+
+/// Reads serde's "unknown field `x`, expected one of `a`, `b`" message.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((field.to_owned(), expected))
+}
+
+fn suggest(field: &str, expected: &[String]) -> String {
+    let best = expected
+        .iter()
+        .map(|e| (strsim::jaro_winkler(field, e), e))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let known = expected
+        .iter()
+        .map(|e| format!("`{e}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match best {
+        Some((_, e)) => format!("did you mean `{e}`? Known keys here: {known}"),
+        None => format!("known keys here: {known}"),
+    }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() || path == "." {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn remove_key(table: &mut toml::Table, key: &str) -> bool {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut current = table;
+    for part in parts {
+        match current.get_mut(part) {
+            Some(toml::Value::Table(t)) => current = t,
+            _ => return false,
+        }
+    }
+    current.remove(last).is_some()
+}
+
+fn key_line(document: &toml_edit::Document<String>, text: &str, key: &str) -> Option<usize> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    for part in parts {
+        table = table.get(part)?.as_table_like()?;
+    }
+    let span = table
+        .key(last)
+        .and_then(toml_edit::Key::span)
+        .or_else(|| table.get(last).and_then(toml_edit::Item::span))?;
+    Some(line_of(text, span.start))
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(byte)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> HashMap<String, String> {
+        HashMap::new()
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_equals_the_defaults() {
+        let text = include_str!("../regula.example.toml");
+        assert_eq!(parse(text, &no_env()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(parse("", &no_env()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_wrong_type_and_bad_address_are_all_reported_with_lines() {
+        let text = "\
+[server]
+listne = \"127.0.0.1:9000\"
+listen = \"localhost-8080\"
+shutdown_grace_seconds = \"ten\"
+";
+        let errors = parse(text, &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert_eq!(errors[0].key, "server.listne");
+        assert_eq!(errors[0].line, Some(2));
+        assert!(
+            errors[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `listen`?")
+        );
+        assert_eq!(errors[1].key, "server.listen");
+        assert_eq!(errors[1].line, Some(3));
+        assert!(
+            errors[1].message.contains("socket address"),
+            "{}",
+            errors[1].message
+        );
+        assert_eq!(errors[2].key, "server.shutdown_grace_seconds");
+        assert_eq!(errors[2].line, Some(4));
+        assert!(
+            errors[2].message.contains("invalid type"),
+            "{}",
+            errors[2].message
+        );
+    }
+
+    #[test]
+    fn unknown_sections_and_values_are_reported() {
+        let text = "[sever]\nlisten = \"1.2.3.4:80\"\n[log]\nformat = \"xml\"\n";
+        let errors = parse(text, &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0].key, "sever");
+        assert_eq!(errors[0].line, Some(1));
+        assert!(
+            errors[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `server`?")
+        );
+        assert_eq!(errors[1].key, "log.format");
+        assert!(
+            errors[1].message.contains("unknown variant `xml`"),
+            "{}",
+            errors[1].message
+        );
+        assert_eq!(errors[1].hint.as_deref(), Some("\"text\" or \"json\""));
+    }
+
+    #[test]
+    fn a_section_of_the_wrong_type_is_reported_once() {
+        let errors = parse("server = 5\n", &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].key, "server");
+        assert_eq!(errors[0].line, Some(1));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let errors = parse("[server]\nlisten = \n", &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, Some(2));
+        assert!(
+            errors[0].message.starts_with("not valid TOML"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn bad_log_filter_is_refused() {
+        let errors = parse("[log]\nfilter = \"info,[[\"\n", &no_env())
+            .unwrap_err()
+            .0;
+        assert_eq!(errors[0].key, "log.filter");
+        assert!(
+            errors[0].message.contains("invalid log filter"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_is_validated() {
+        let mut env = no_env();
+        env.insert(ENV_LOG_FORMAT.into(), "JSON".into());
+        env.insert(ENV_LOG_FILTER.into(), "debug".into());
+        let config = parse("[log]\nformat = \"text\"\n", &env).unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.log.filter.as_str(), "debug");
+
+        env.insert(ENV_LOG_FORMAT.into(), "yaml".into());
+        let errors = parse("", &env).unwrap_err().0;
+        assert_eq!(errors[0].key, ENV_LOG_FORMAT);
+    }
+
+    #[test]
+    fn problems_print_key_line_and_hint() {
+        let errors = parse("[server]\nlisten = 8080\n", &no_env()).unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.starts_with("1 problem in the configuration:"),
+            "{text}"
+        );
+        assert!(text.contains("line 2: `server.listen`"), "{text}");
+        assert!(text.contains("hint: an IP address and port"), "{text}");
+    }
+}
