@@ -1,0 +1,166 @@
+//! Harness for Regula's end-to-end tests: builds and starts the real `regula` binary.
+//!
+//! The binary is built once per test process with `cargo build -p ops-console --bin regula`
+//! (a no-op when it is fresh), so `cargo test -p regula-tests` never runs a stale binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Path of the freshly built `regula` binary.
+pub fn regula_binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "ops-console",
+                "--bin",
+                "regula",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build regula: {e}"));
+        assert!(output.status.success(), "cargo build of regula failed");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "regula")
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("cargo did not report the regula executable"))
+    })
+    .clone()
+}
+
+/// A running `regula serve`, killed when dropped.
+#[derive(Debug)]
+pub struct RunningServer {
+    child: Option<Child>,
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// `host:port`.
+    pub addr: String,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl RunningServer {
+    /// Starts `regula serve --listen 127.0.0.1:0 <extra…>` and waits for its address.
+    pub fn start(extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(regula_binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start regula: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut stdout = BufReader::new(stdout);
+        if let Some(url) = read_url(&mut stdout) {
+            let addr = url.trim_start_matches("http://").to_owned();
+            return Self {
+                child: Some(child),
+                base_url: url,
+                addr,
+                stdout,
+            };
+        }
+        let status = child.wait();
+        panic!("regula exited before printing its address: {status:?}");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap_or(0));
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill failed: {e}"));
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns its exit code, or `None`
+    /// if it is still running (then it is killed).
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let step = Duration::from_millis(20);
+        let mut waited = Duration::ZERO;
+        while waited < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// The rest of stdout after the address line (call after the process exited).
+    pub fn stdout(&mut self) -> &mut BufReader<ChildStdout> {
+        &mut self.stdout
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads lines until one carries `http://…`; `None` at end of output.
+fn read_url(stdout: &mut impl BufRead) -> Option<String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if let Some(pos) = line.find("http://") {
+            return line[pos..].split_whitespace().next().map(str::to_owned);
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a plain TCP stream: (status, headers, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
