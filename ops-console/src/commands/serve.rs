@@ -1,0 +1,67 @@
+//! `regula serve`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::config_check::read_config;
+use crate::cli::ServeArgs;
+use crate::config::{self, Config, ProcessEnvironment};
+use crate::server::{self, AppState, Stopped};
+use crate::telemetry;
+
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => match read_config(path)? {
+            Ok(config) => config,
+            Err(errors) => {
+                let _ = write!(std::io::stderr(), "{}: {errors}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => match config::parse("", &ProcessEnvironment) {
+            Ok(config) => config,
+            Err(errors) => {
+                let _ = write!(std::io::stderr(), "environment: {errors}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    telemetry::init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("regula")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_async(config))
+}
+
+async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
+    let (listener, addr) = server::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let app = server::router(AppState::new(telemetry::metrics_handle()));
+    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "regula serving");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Regula escuchando en / listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let stopped = server::serve(
+        listener,
+        app,
+        server::shutdown_signal(),
+        config.server.shutdown_grace(),
+    )
+    .await
+    .context("server failed")?;
+    tracing::info!(?stopped, "regula stopped");
+    Ok(match stopped {
+        Stopped::Drained => ExitCode::SUCCESS,
+        Stopped::GraceElapsed => ExitCode::from(3),
+    })
+}
