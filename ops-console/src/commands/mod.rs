@@ -1,5 +1,4 @@
 //! What each subcommand does. Output for people goes to stdout, diagnostics to stderr.
-
 //!
 //! One module per area; each exposes `run(…) -> anyhow::Result<ExitCode>`.
 
