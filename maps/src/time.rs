@@ -89,6 +89,7 @@ impl Timestamp {
         let civil = self.to_jiff().to_zoned(bogota_zone()).datetime();
         #[allow(clippy::cast_sign_loss)]
         LocalTime {
+            year: civil.year(),
             weekday: Weekday::from_jiff(civil.weekday()),
             hour: civil.hour() as u8,
             minute: civil.minute() as u8,
@@ -216,6 +217,8 @@ impl Weekday {
 /// A local wall-clock reading in Bogotá, as traffic profiles need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LocalTime {
+    /// Year (e.g. 2026).
+    pub year: i16,
     /// Day of the week.
     pub weekday: Weekday,
     /// Hour, 0–23.
@@ -313,7 +316,11 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap();
         let local = t.bogota_local();
         assert_eq!(local.weekday, Weekday::Monday);
+        assert_eq!(local.year, 2026);
         assert_eq!((local.hour, local.minute), (7, 30));
+        // New Year's Eve, 23:30 in Bogotá, is already next year in UTC.
+        let nye = Timestamp::parse_rfc3339("2027-01-01T04:30:00Z").unwrap();
+        assert_eq!(nye.bogota_local().year, 2026);
         assert_eq!(local.minute_of_day(), 450);
         // 02:00 UTC on Sunday is still Saturday evening in Bogotá.
         let late = Timestamp::parse_rfc3339("2026-11-22T02:00:00Z").unwrap();
