@@ -9,12 +9,37 @@
 //! (insurer).
 //!
 //! # Layout
+//! - [`state`]: [`Dispatch`], the state machine: `decide(command, now) → events + effects`
+//!   without mutation, `apply(event)` to fold, queries, `check_invariants`.
+//! - [`command`]: [`Command`], [`Event`], [`Effect`], [`Timer`], [`Rejection`].
+//! - [`model`]: calls, incidents, patients, assessments, transfers, referrals.
+//! - [`fleet`]: units, TAB/TAM, the unit lifecycle, GPS fixes, crew status taps.
+//! - [`facility`]: emergency departments, occupancy and the destination ranking formula.
+//! - [`recommend`]: the [`TravelTimes`] port, unit ranking, coverage and move-ups.
+//! - [`crue`]: CRUE authorisation codes.
+//! - [`ids`]: identifier types.
 //! - [`intake`]: what the telephony door hands to the core (call events, caller identity,
 //!   reported location).
 //! - [`privacy`]: [`privacy::Sensitive`], the wrapper that keeps personal data out of logs.
 //!
 //! # Invariants
 //! No I/O, no clock, no async runtime: time is a parameter and side effects are values.
+//! The state is a pure fold of its events. After every step:
+//! a unit serves at most one incident; every unit committed to an incident is listed by it
+//! and vice versa; a closed incident holds no unit; authorisation codes are unique; an open
+//! transfer is carried by its unit ([`Dispatch::check_invariants`]).
 
+pub mod command;
+pub mod crue;
+pub mod facility;
+pub mod fleet;
+pub mod ids;
 pub mod intake;
+pub mod model;
 pub mod privacy;
+pub mod recommend;
+pub mod state;
+
+pub use crate::command::{Command, Effect, Event, Rejection, Timer};
+pub use crate::recommend::{StraightLine, TravelTimes};
+pub use crate::state::{ApplyError, Decision, Dispatch, Policy};
