@@ -16,6 +16,8 @@
 //! - [`fleet`]: units, TAB/TAM, the unit lifecycle, GPS fixes, crew status taps.
 //! - [`facility`]: emergency departments, occupancy and the destination ranking formula.
 //! - [`recommend`]: the [`TravelTimes`] port, unit ranking, coverage and move-ups.
+//! - [`kpi`]: answer, processing, turnout, travel, response, on-scene, transport and total
+//!   times per priority, with NENA/NFPA and other standards beside them.
 //! - [`crue`]: CRUE authorisation codes.
 //! - [`ids`]: identifier types.
 //! - [`intake`]: what the telephony door hands to the core (call events, caller identity,
@@ -35,6 +37,7 @@ pub mod facility;
 pub mod fleet;
 pub mod ids;
 pub mod intake;
+pub mod kpi;
 pub mod model;
 pub mod privacy;
 pub mod recommend;

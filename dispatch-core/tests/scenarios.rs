@@ -288,6 +288,21 @@ fn call_triage_dispatch_decline_escalation_transport_handover_and_transfer_recor
     assert!(w.dispatch.open_incidents().next().is_none());
     w.assert_replay_reproduces_state();
 
+    // KPIs from the story: answered in 8 s, one critical incident fully timed.
+    let kpi = dispatch_core::kpi::report(&w.dispatch);
+    let answer = &kpi.intervals[0];
+    assert_eq!(answer.median, Some(TravelTime::from_secs(8)));
+    let critical_total = kpi
+        .intervals
+        .iter()
+        .find(|s| {
+            s.interval == dispatch_core::kpi::Interval::Total
+                && s.priority == Some(dispatch_core::model::Priority::Critical)
+        })
+        .unwrap();
+    assert_eq!(critical_total.count, 1);
+    assert!(critical_total.median.unwrap() > TravelTime::from_minutes(20));
+
     let log: Vec<serde_json::Value> = w
         .log
         .iter()
