@@ -45,20 +45,16 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let app = server::router(AppState::new(telemetry::metrics_handle()));
+    let shutdown = server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "regula serving");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Regula escuchando en / listening on http://{addr}")?;
         out.flush()?;
     }
-    let stopped = server::serve(
-        listener,
-        app,
-        server::shutdown_signal(),
-        config.server.shutdown_grace(),
-    )
-    .await
-    .context("server failed")?;
+    let stopped = server::serve(listener, app, shutdown, config.server.shutdown_grace())
+        .await
+        .context("server failed")?;
     tracing::info!(?stopped, "regula stopped");
     Ok(match stopped {
         Stopped::Drained => ExitCode::SUCCESS,
