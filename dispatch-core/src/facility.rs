@@ -73,6 +73,18 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// Every capability, in declaration order.
+    pub const ALL: [Self; 8] = [
+        Self::Stroke,
+        Self::Coronary,
+        Self::Trauma,
+        Self::Obstetric,
+        Self::Paediatric,
+        Self::MentalHealth,
+        Self::Toxicology,
+        Self::ViolenceCare,
+    ];
+
     /// Spanish label for consoles.
     pub fn label_es(self) -> &'static str {
         match self {

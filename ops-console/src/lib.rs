@@ -5,7 +5,12 @@
 //! - [`config`]: the typed, strict configuration and its checker.
 //! - [`clock`]: the only code that reads the wall clock.
 //! - [`telemetry`]: logs and Prometheus metrics.
+//! - [`engine`]: the one owner of the live dispatch state (decide → persist → apply →
+//!   publish → effects) and its replay at start-up.
+//! - [`store`]: the append-only event log, command keys and outbox (SQLite or PostgreSQL).
 //! - [`server`]: HTTP routes, middleware and graceful shutdown.
+//! - [`simulation`]: a seeded synthetic city (fleet, facilities, incidents) for benchmarks
+//!   and tests.
 //! - [`commands`]: what each subcommand does.
 //!
 //! Domain rules do not live here: they belong in `dispatch-core`, `triage` and `routing`.
@@ -14,5 +19,8 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod server;
+pub mod simulation;
+pub mod store;
 pub mod telemetry;

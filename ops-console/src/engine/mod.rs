@@ -1,0 +1,588 @@
+//! The engine: the one owner of the live dispatch state.
+//!
+//! Handlers never touch the state. They send a [`Request`] over a bounded channel and wait
+//! for the reply; consoles subscribe to a broadcast of [`Published`] items. For each command
+//! the engine task:
+//!
+//! 1. answers a retried command (same idempotency key) with its original result;
+//! 2. asks the pure core to **decide** (no mutation);
+//! 3. **persists** the events, plus outbox messages for effects that leave the process, in
+//!    one transaction — a failure here leaves the state untouched and is reported;
+//! 4. **applies** the events to the state;
+//! 5. **publishes** them to subscribers;
+//! 6. executes the remaining **effects** (timers, live speeds, call connection, alerts).
+//!
+//! On start it replays the whole log to rebuild the state, the set of applied command keys
+//! and the timers. Timers are kept in the engine and fired against its [`maps::Clock`], so a
+//! simulated clock drives them in tests.
+
+pub mod journal;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dispatch_core::command::Timer;
+use dispatch_core::{Command, Dispatch, Effect, Event, Policy, Rejection, TravelTimes};
+use maps::{Clock, Timestamp};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::clock::Stopwatch;
+use crate::store::{Append, EventStore, StoreError, StoredEvent};
+
+pub use journal::OutboxKind;
+
+/// Longest accepted idempotency key.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// A command's idempotency key: the client picks it (a UUID, or `unit:TAB-1:fix:…`); a
+/// command sent twice with the same key is applied once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CommandKey(String);
+
+impl CommandKey {
+    /// 1–128 printable ASCII characters without spaces.
+    pub fn new(key: impl Into<String>) -> Result<Self, EngineError> {
+        let key = key.into();
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(EngineError::BadKey(format!(
+                "idempotency key must be 1 to {MAX_KEY_LEN} printable ASCII characters without spaces"
+            )));
+        }
+        Ok(Self(key))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a command did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The core refused it; nothing changed.
+    #[error("rejected: {0}")]
+    Rejected(Rejection),
+    /// The events could not be stored; nothing changed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The idempotency key is malformed.
+    #[error("{0}")]
+    BadKey(String),
+    /// The engine has stopped.
+    #[error("the engine is not running")]
+    Stopped,
+}
+
+/// What a successful command produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandReply {
+    /// Sequence number of the first event (0 when none).
+    pub first_seq: u64,
+    /// Sequence number of the last event (0 when none).
+    pub last_seq: u64,
+    /// The events, in order (empty for a retried command: see `duplicate`).
+    pub events: Vec<Event>,
+    /// True when the key had been applied before and nothing was done now.
+    pub duplicate: bool,
+}
+
+/// What subscribers receive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Published {
+    /// A stored event.
+    Event {
+        /// Its sequence number.
+        seq: u64,
+        /// When it was recorded.
+        at: Timestamp,
+        /// The event.
+        event: Box<Event>,
+    },
+    /// Something operators must see now (not stored: it follows from stored events).
+    Alert {
+        /// The incident.
+        incident: dispatch_core::ids::IncidentId,
+        /// The message, in Spanish.
+        message: String,
+    },
+}
+
+type QueryFn = Box<dyn FnOnce(&Dispatch, &dyn TravelTimes, Timestamp) + Send>;
+
+/// A request to the engine task.
+pub enum Request {
+    /// Apply a command.
+    Command {
+        /// Idempotency key.
+        key: CommandKey,
+        /// The command.
+        command: Box<Command>,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<CommandReply, EngineError>>,
+    },
+    /// Read the state (runs on the engine task, between commands).
+    Query(QueryFn),
+    /// Fire every timer due at the clock's current time; replies how many fired.
+    FireDueTimers(oneshot::Sender<usize>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Command { key, command, .. } => f
+                .debug_struct("Command")
+                .field("key", key)
+                .field("command", &command_name(command))
+                .finish_non_exhaustive(),
+            Self::Query(_) => f.write_str("Query"),
+            Self::FireDueTimers(_) => f.write_str("FireDueTimers"),
+        }
+    }
+}
+
+/// Hooks for effects that reach other parts of the system; all optional.
+pub trait EffectSink: Send + Sync {
+    /// Connect a taken call to an operator position (telephony gateway).
+    fn connect_call(&self, call: &dispatch_core::intake::CallId, position: &str);
+    /// A unit drove between two fixes (for live speeds).
+    fn observe_travel(
+        &self,
+        unit: &dispatch_core::ids::UnitId,
+        from: &dispatch_core::fleet::GpsFix,
+        to: &dispatch_core::fleet::GpsFix,
+    );
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rules of the regulation centre.
+    pub policy: Policy,
+    /// Capacity of the request channel (back-pressure beyond it).
+    pub channel_capacity: usize,
+    /// How often timers are checked against the clock.
+    pub timer_tick: Duration,
+    /// Capacity of the broadcast to subscribers (slow subscribers lag and resync).
+    pub broadcast_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            channel_capacity: 1024,
+            timer_tick: Duration::from_millis(250),
+            broadcast_capacity: 4096,
+        }
+    }
+}
+
+/// The handle every handler holds.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<Request>,
+    published: broadcast::Sender<Published>,
+}
+
+impl EngineHandle {
+    /// Sends a command and waits for its result.
+    pub async fn command(
+        &self,
+        key: CommandKey,
+        command: Command,
+    ) -> Result<CommandReply, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Command {
+                key,
+                command: Box::new(command),
+                reply,
+            })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs a read-only function on the state (with the engine's travel times and clock)
+    /// between two commands, and returns its result.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Dispatch, &dyn TravelTimes, Timestamp) -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request::Query(Box::new(move |state, travel, now| {
+            let _ = tx.send(f(state, travel, now));
+        }));
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Fires due timers now (tests with a manual clock).
+    pub async fn fire_due_timers(&self) -> Result<usize, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::FireDueTimers(tx))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Subscribes to stored events and alerts, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.published.subscribe()
+    }
+}
+
+/// Statistics of a replay at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplayStats {
+    /// Events replayed.
+    pub events: u64,
+    /// Last sequence number.
+    pub last_seq: u64,
+    /// Timers re-armed.
+    pub timers: usize,
+    /// Wall time taken, in milliseconds.
+    pub millis: u64,
+}
+
+/// The engine task's state.
+pub struct Engine {
+    state: Dispatch,
+    store: EventStore,
+    clock: Arc<dyn Clock>,
+    travel: Arc<dyn TravelTimes + Send + Sync>,
+    sink: Option<Arc<dyn EffectSink>>,
+    applied_keys: HashSet<String>,
+    last_seq: u64,
+    timers: BTreeMap<(Timestamp, String), Timer>,
+    published: broadcast::Sender<Published>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("last_seq", &self.last_seq)
+            .field("timers", &self.timers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Reading the log failed.
+    #[error("cannot read the event log: {0}")]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded or applied: the log is inconsistent.
+    #[error("event {seq} cannot be replayed: {reason}")]
+    Replay {
+        /// Sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Engine {
+    /// Rebuilds the state from the store and returns the engine, ready to run.
+    pub async fn start(
+        store: EventStore,
+        clock: Arc<dyn Clock>,
+        travel: Arc<dyn TravelTimes + Send + Sync>,
+        sink: Option<Arc<dyn EffectSink>>,
+        config: EngineConfig,
+    ) -> Result<(Self, ReplayStats), StartError> {
+        let watch = Stopwatch::start();
+        let mut state = Dispatch::new(config.policy.clone());
+        let mut applied_keys = HashSet::new();
+        let mut replayed = 0u64;
+        let last_seq = store
+            .replay(|stored: StoredEvent| {
+                let event = journal::decode(&stored).map_err(|reason| StartError::Replay {
+                    seq: stored.seq,
+                    reason,
+                })?;
+                state
+                    .apply(stored.recorded_at, &event)
+                    .map_err(|e| StartError::Replay {
+                        seq: stored.seq,
+                        reason: e.to_string(),
+                    })?;
+                applied_keys.insert(stored.command_key);
+                replayed += 1;
+                Ok::<(), StartError>(())
+            })
+            .await?;
+        let (published, _) = broadcast::channel(config.broadcast_capacity);
+        let mut engine = Self {
+            state,
+            store,
+            clock,
+            travel,
+            sink,
+            applied_keys,
+            last_seq,
+            timers: BTreeMap::new(),
+            published,
+            config,
+        };
+        for timer in engine.state.pending_timers() {
+            engine.arm(&timer);
+        }
+        let replay = ReplayStats {
+            events: replayed,
+            last_seq,
+            timers: engine.timers.len(),
+            millis: u64::try_from(watch.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        Ok((engine, replay))
+    }
+
+    /// The state (before the engine is spawned; for benchmarks and checks).
+    pub fn state(&self) -> &Dispatch {
+        &self.state
+    }
+
+    /// Spawns the engine task; it runs until every handle is dropped.
+    pub fn spawn(self) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(self.config.channel_capacity);
+        let handle = EngineHandle {
+            requests: tx,
+            published: self.published.clone(),
+        };
+        let task = tokio::spawn(self.run(rx));
+        (handle, task)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut tick = tokio::time::interval(self.config.timer_tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                request = rx.recv() => match request {
+                    Some(request) => self.handle(request).await,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.fire_due_timers().await;
+                }
+            }
+        }
+        tracing::info!(last_seq = self.last_seq, "engine stopped");
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Command {
+                key,
+                command,
+                reply,
+            } => {
+                let result = self.execute(&key, &command).await;
+                let _ = reply.send(result);
+            }
+            Request::Query(f) => f(&self.state, self.travel.as_ref(), self.clock.now()),
+            Request::FireDueTimers(reply) => {
+                let n = self.fire_due_timers().await;
+                let _ = reply.send(n);
+            }
+        }
+    }
+
+    /// Runs one command through decide → persist → apply → publish → effects.
+    pub async fn execute(
+        &mut self,
+        key: &CommandKey,
+        command: &Command,
+    ) -> Result<CommandReply, EngineError> {
+        let name = command_name(command);
+        if self.applied_keys.contains(key.as_str()) {
+            metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "duplicate").increment(1);
+            let (first_seq, last_seq) = self
+                .store
+                .command_range(key.as_str())
+                .await
+                .map_err(|e| EngineError::Storage(e.to_string()))?
+                .unwrap_or((0, 0));
+            return Ok(CommandReply {
+                first_seq,
+                last_seq,
+                events: Vec::new(),
+                duplicate: true,
+            });
+        }
+        let now = self.clock.now();
+        let watch = Stopwatch::start();
+        let decision = match self.state.decide(command, now, self.travel.as_ref()) {
+            Ok(d) => d,
+            Err(rejection) => {
+                metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "rejected").increment(1);
+                return Err(EngineError::Rejected(rejection));
+            }
+        };
+        if decision.events.is_empty() {
+            metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "no_change").increment(1);
+            self.run_effects(&decision.effects);
+            return Ok(CommandReply {
+                first_seq: 0,
+                last_seq: 0,
+                events: Vec::new(),
+                duplicate: false,
+            });
+        }
+        let outbox = journal::outbox_for(&self.state, &decision.events, &decision.effects);
+        let encoded = journal::encode(&decision.events)
+            .map_err(|e| EngineError::Storage(format!("cannot encode events: {e}")))?;
+        let append = Append {
+            command_key: key.as_str(),
+            first_seq: self.last_seq + 1,
+            recorded_at: now,
+            events: &encoded,
+            outbox: &outbox,
+        };
+        let (first_seq, last_seq) = self.store.append(&append).await.map_err(|e| {
+            metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "storage_error").increment(1);
+            tracing::error!(error = %e, command = name, "cannot store events; command not applied");
+            EngineError::Storage(e.to_string())
+        })?;
+        for event in &decision.events {
+            if let Err(e) = self.state.apply(now, event) {
+                // Decided events always apply; reaching this is a bug in the core.
+                tracing::error!(error = %e, "stored event did not apply");
+            }
+        }
+        self.applied_keys.insert(key.as_str().to_owned());
+        self.last_seq = last_seq;
+        if cfg!(debug_assertions) {
+            let problems = self.state.check_invariants();
+            if !problems.is_empty() {
+                tracing::error!(?problems, command = name, "invariant violated");
+            }
+        }
+        for (offset, event) in decision.events.iter().enumerate() {
+            let _ = self.published.send(Published::Event {
+                seq: first_seq + offset as u64,
+                at: now,
+                event: Box::new(event.clone()),
+            });
+        }
+        self.run_effects(&decision.effects);
+        metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "applied")
+            .increment(1);
+        metrics::histogram!("regula_engine_command_seconds", "command" => name)
+            .record(watch.elapsed().as_secs_f64());
+        Ok(CommandReply {
+            first_seq,
+            last_seq,
+            events: decision.events,
+            duplicate: false,
+        })
+    }
+
+    fn run_effects(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            match effect {
+                Effect::Schedule(timer) => self.arm(timer),
+                Effect::ConnectCall { call, position } => {
+                    if let Some(sink) = &self.sink {
+                        sink.connect_call(call, position);
+                    }
+                }
+                Effect::ObserveTravel { unit, from, to } => {
+                    if let Some(sink) = &self.sink {
+                        sink.observe_travel(unit, from, to);
+                    }
+                }
+                Effect::AlertOperators { incident, message } => {
+                    tracing::warn!(%incident, "{message}");
+                    let _ = self.published.send(Published::Alert {
+                        incident: *incident,
+                        message: message.clone(),
+                    });
+                }
+                // Crew notification travels with the published UnitAssigned event; outbox
+                // effects were stored with the events and are delivered by the outbox worker.
+                Effect::NotifyCrew { .. }
+                | Effect::PreAlertFacility { .. }
+                | Effect::EmitTransferRecord { .. }
+                | Effect::SendReferral { .. } => {}
+            }
+        }
+    }
+
+    fn arm(&mut self, timer: &Timer) {
+        match &timer {
+            Timer::AssignmentDeadline {
+                unit,
+                assignment,
+                at,
+            } => {
+                self.timers
+                    .insert((*at, format!("{unit}:{assignment}")), timer.clone());
+            }
+        }
+    }
+
+    async fn fire_due_timers(&mut self) -> usize {
+        let now = self.clock.now();
+        let mut fired = 0;
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            let Timer::AssignmentDeadline {
+                unit, assignment, ..
+            } = timer;
+            let key = CommandKey(format!("timer:deadline:{unit}:{assignment}"));
+            let command = Command::AssignmentDeadlinePassed { unit, assignment };
+            if let Err(e) = self.execute(&key, &command).await {
+                tracing::warn!(error = %e, "timer command failed");
+            }
+            fired += 1;
+        }
+        fired
+    }
+}
+
+/// A stable name for a command (metrics labels, logs).
+pub fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::RecordCallEvent { .. } => "record_call_event",
+        Command::TakeCall { .. } => "take_call",
+        Command::CloseCall { .. } => "close_call",
+        Command::OpenIncident { .. } => "open_incident",
+        Command::RequestSecondaryTransfer { .. } => "request_secondary_transfer",
+        Command::ConfirmLocation { .. } => "confirm_location",
+        Command::RecordPatient { .. } => "record_patient",
+        Command::RecordAssessment { .. } => "record_assessment",
+        Command::AssignUnit { .. } => "assign_unit",
+        Command::CancelAssignment { .. } => "cancel_assignment",
+        Command::ChooseDestination { .. } => "choose_destination",
+        Command::CloseIncident { .. } => "close_incident",
+        Command::AcceptAssignment { .. } => "accept_assignment",
+        Command::DeclineAssignment { .. } => "decline_assignment",
+        Command::ReportStatus { .. } => "report_status",
+        Command::ReportPosition { .. } => "report_position",
+        Command::AssignmentDeadlinePassed { .. } => "assignment_deadline_passed",
+        Command::RegisterUnit { .. } => "register_unit",
+        Command::SetOutOfService { .. } => "set_out_of_service",
+        Command::ReturnToService { .. } => "return_to_service",
+        Command::RegisterFacility { .. } => "register_facility",
+        Command::ReportOccupancy { .. } => "report_occupancy",
+        Command::StartDiversion { .. } => "start_diversion",
+        Command::EndDiversion { .. } => "end_diversion",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,403 @@
+//! The engine on a real SQLite file with a manual clock.
+
+use std::sync::Arc;
+
+use dispatch_core::fleet::{CrewStatus, UnitKind};
+use dispatch_core::ids::{FacilityId, IncidentId, OperatorId, UnitId};
+use dispatch_core::{Command, Event, Rejection, StraightLine};
+use maps::{Clock, ManualClock, Timestamp, TravelTime};
+
+use super::*;
+use crate::simulation::{BOGOTA_URBAN, SyntheticCity, ambulance_assessment};
+use crate::store::{EventStore, StoreLocation};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    location: StoreLocation,
+    clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::Sqlite(dir.path().join("regula.db"));
+        Self {
+            _dir: dir,
+            location,
+            clock: Arc::new(ManualClock::new(
+                Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap(),
+            )),
+        }
+    }
+
+    async fn engine(&self) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+        let store = EventStore::open(&self.location).await.unwrap();
+        let (engine, stats) = Engine::start(
+            store,
+            self.clock.clone(),
+            Arc::new(StraightLine::default()),
+            None,
+            EngineConfig::default(),
+        )
+        .await
+        .unwrap();
+        let (handle, task) = engine.spawn();
+        (handle, task, stats)
+    }
+}
+
+fn key(s: &str) -> CommandKey {
+    CommandKey::new(s).unwrap()
+}
+
+fn operator() -> OperatorId {
+    OperatorId::new("ana.rojas").unwrap()
+}
+
+async fn snapshot(handle: &EngineHandle) -> Dispatch {
+    handle.query(|state, _, _| state.clone()).await.unwrap()
+}
+
+/// Registers 3 units and 2 facilities, opens an incident assessed for a TAM.
+async fn small_city(handle: &EngineHandle) -> IncidentId {
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 3);
+    for (i, command) in city
+        .fleet(3)
+        .into_iter()
+        .chain(city.facilities(2))
+        .enumerate()
+    {
+        handle
+            .command(key(&format!("setup-{i}")), command)
+            .await
+            .unwrap();
+    }
+    let reply = handle
+        .command(key("open"), city.open_incident(&operator()))
+        .await
+        .unwrap();
+    let Event::IncidentOpened { incident, .. } = reply.events[0] else {
+        panic!("{reply:?}")
+    };
+    handle
+        .command(
+            key("assess"),
+            Command::RecordAssessment {
+                incident,
+                assessment: ambulance_assessment(UnitKind::Tab, None),
+            },
+        )
+        .await
+        .unwrap();
+    incident
+}
+
+#[tokio::test]
+async fn events_are_stored_before_subscribers_see_them() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let mut events = handle.subscribe();
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let command = city.fleet(1).remove(0);
+    let reply = handle.command(key("register-1"), command).await.unwrap();
+    assert_eq!((reply.first_seq, reply.last_seq), (1, 1));
+    let Published::Event { seq, event, .. } = events.recv().await.unwrap() else {
+        panic!("expected an event")
+    };
+    assert_eq!(seq, 1);
+    assert_eq!(event.name(), "unit_registered");
+    // A second reader of the same file already sees it.
+    let reader = EventStore::open(&fixture.location).await.unwrap();
+    assert_eq!(reader.summary().await.unwrap().last_seq, 1);
+}
+
+#[tokio::test]
+async fn a_retried_command_is_applied_once() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let command = city.fleet(1).remove(0);
+    let first = handle.command(key("k-1"), command.clone()).await.unwrap();
+    let again = handle.command(key("k-1"), command).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert!(again.events.is_empty());
+    assert_eq!(
+        (again.first_seq, again.last_seq),
+        (first.first_seq, first.last_seq)
+    );
+    assert_eq!(snapshot(&handle).await.units().count(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_command_stores_nothing_and_says_why() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let error = handle
+        .command(
+            key("bad"),
+            Command::ReturnToService {
+                unit: UnitId::new("TAB-9999").unwrap(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        EngineError::Rejected(Rejection::Unknown {
+            kind: "unit",
+            id: "TAB-9999".into()
+        })
+    );
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    assert_eq!(store.summary().await.unwrap().events, 0);
+    // The key was not consumed: the same key can carry a valid command later.
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let reply = handle
+        .command(key("bad"), city.fleet(1).remove(0))
+        .await
+        .unwrap();
+    assert!(!reply.duplicate);
+}
+
+#[tokio::test]
+async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
+    let fixture = Fixture::new();
+    let before = {
+        let (handle, task, _) = fixture.engine().await;
+        let incident = small_city(&handle).await;
+        let unit = snapshot(&handle)
+            .await
+            .units()
+            .next()
+            .unwrap()
+            .registration
+            .id
+            .clone();
+        handle
+            .command(
+                key("assign"),
+                Command::AssignUnit {
+                    incident,
+                    unit,
+                    operator: operator(),
+                },
+            )
+            .await
+            .unwrap();
+        let state = snapshot(&handle).await;
+        drop(handle);
+        task.await.unwrap();
+        state
+    };
+    let (handle, _task, stats) = fixture.engine().await;
+    assert_eq!(stats.last_seq, stats.events);
+    assert_eq!(stats.timers, 1, "the acceptance deadline is re-armed");
+    assert_eq!(snapshot(&handle).await, before);
+    let again = handle
+        .command(
+            key("open"),
+            Command::CloseIncident {
+                incident: IncidentId::from_number(1),
+                reason: dispatch_core::model::ClosureReason::Completed,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(again.duplicate, "keys survive a restart");
+}
+
+#[tokio::test]
+async fn an_unaccepted_offer_escalates_when_the_engine_clock_passes_the_deadline() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let incident = small_city(&handle).await;
+    let state = snapshot(&handle).await;
+    let first = state.units().next().unwrap().registration.id.clone();
+    handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit: first.clone(),
+                operator: operator(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(handle.fire_due_timers().await.unwrap(), 0, "not yet due");
+    fixture.clock.advance(TravelTime::from_secs(91));
+    let mut events = handle.subscribe();
+    assert_eq!(handle.fire_due_timers().await.unwrap(), 1);
+    let mut names = Vec::new();
+    while let Ok(Published::Event { event, .. }) = events.try_recv() {
+        names.push(event.name());
+    }
+    assert_eq!(names, ["assignment_expired", "unit_assigned"]);
+    let state = snapshot(&handle).await;
+    let next = state
+        .incident(incident)
+        .unwrap()
+        .units
+        .iter()
+        .next()
+        .unwrap()
+        .clone();
+    assert_ne!(next, first);
+}
+
+#[tokio::test]
+async fn a_storage_failure_leaves_the_state_untouched_and_is_reported() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let mut fleet = city.fleet(2).into_iter();
+    handle
+        .command(key("one"), fleet.next().unwrap())
+        .await
+        .unwrap();
+    let before = snapshot(&handle).await;
+    // Another writer takes position 2: the engine's append must fail, not interleave.
+    let intruder = EventStore::open(&fixture.location).await.unwrap();
+    intruder
+        .append(&crate::store::Append {
+            command_key: "intruder",
+            first_seq: 2,
+            recorded_at: fixture.clock.now(),
+            events: &journal::encode(&[Event::UnitAvailable {
+                unit: UnitId::new("TAB-0001").unwrap(),
+            }])
+            .unwrap(),
+            outbox: &[],
+        })
+        .await
+        .unwrap();
+    let error = handle
+        .command(key("two"), fleet.next().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, EngineError::Storage(m) if m.contains("only one engine may own a log")),
+        "{error}"
+    );
+    assert_eq!(snapshot(&handle).await, before);
+}
+
+#[tokio::test]
+async fn a_completed_transfer_leaves_a_record_in_the_outbox_for_the_patients_eps() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let incident = small_city(&handle).await;
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 9);
+    let patient = loop {
+        let p = city.patient();
+        if matches!(
+            p.eps,
+            dispatch_core::model::EpsAffiliation::Affiliated { .. }
+        ) {
+            break p;
+        }
+    };
+    handle
+        .command(key("patient"), Command::RecordPatient { incident, patient })
+        .await
+        .unwrap();
+    let unit = snapshot(&handle)
+        .await
+        .units()
+        .next()
+        .unwrap()
+        .registration
+        .id
+        .clone();
+    handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit: unit.clone(),
+                operator: operator(),
+            },
+        )
+        .await
+        .unwrap();
+    let destination = FacilityId::new("ED-001").unwrap();
+    for (i, status) in [
+        CrewStatus::EnRoute,
+        CrewStatus::OnScene,
+        CrewStatus::Transporting {
+            destination: destination.clone(),
+        },
+        CrewStatus::AtHospital,
+        CrewStatus::HandedOver,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fixture.clock.advance(TravelTime::from_minutes(5));
+        handle
+            .command(
+                key(&format!("status-{i}")),
+                Command::ReportStatus {
+                    unit: unit.clone(),
+                    status,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    let kinds: Vec<&str> = pending.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["pre_alert", "transfer_record"]);
+    assert_eq!(pending[0].destination, "ED-001");
+    assert!(pending[1].destination.starts_with("EPS"), "{pending:?}");
+    assert_eq!(pending[1].idempotency_key, "transfer:TRF-000001");
+    let state = snapshot(&handle).await;
+    assert!(state.incident(incident).unwrap().is_closed());
+    assert!(state.check_invariants().is_empty());
+}
+
+#[tokio::test]
+async fn a_log_that_does_not_replay_stops_the_start_with_the_event_named() {
+    let fixture = Fixture::new();
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    // A unit that was never registered becomes available: the log is inconsistent.
+    store
+        .append(&crate::store::Append {
+            command_key: "forged",
+            first_seq: 1,
+            recorded_at: fixture.clock.now(),
+            events: &journal::encode(&[Event::UnitAvailable {
+                unit: UnitId::new("TAB-0001").unwrap(),
+            }])
+            .unwrap(),
+            outbox: &[],
+        })
+        .await
+        .unwrap();
+    let error = Engine::start(
+        store,
+        fixture.clock.clone(),
+        Arc::new(StraightLine::default()),
+        None,
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("event 1 cannot be replayed"),
+        "{error}"
+    );
+}
+
+#[test]
+fn command_keys_are_validated() {
+    assert!(CommandKey::new("unit:TAB-1:fix:1700000000").is_ok());
+    for bad in ["", "has space", "ñandú", &"x".repeat(MAX_KEY_LEN + 1)] {
+        assert!(
+            matches!(CommandKey::new(bad), Err(EngineError::BadKey(_))),
+            "{bad:?}"
+        );
+    }
+}

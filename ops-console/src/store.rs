@@ -1,0 +1,648 @@
+//! The event store: the durable, append-only log of the regulation centre.
+//!
+//! Three tables (see `ops-console/migrations/`):
+//! - `events`: every event in order (`seq` 1, 2, 3 …), with the time it was recorded, the
+//!   idempotency key of the command that produced it, its name, schema version and JSON.
+//!   Triggers refuse `UPDATE` and `DELETE`: the log is append-only.
+//! - `commands`: one row per applied command key; its primary key guarantees a command is
+//!   stored at most once, even if two engines raced.
+//! - `outbox`: messages that leave the process (EPS transfer records, referrals, hospital
+//!   pre-alerts), written in the **same transaction** as the events that caused them, so a
+//!   crash can neither lose one nor send one for an event that was never stored.
+//!
+//! **SQLite** (a file, the default) or **PostgreSQL** (`postgres://…`), chosen by the URL.
+//! SQLite runs in WAL mode with `synchronous = FULL`: a command is acknowledged only after
+//! its transaction is on disk.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use maps::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use dispatch_core::privacy::Sensitive;
+
+/// Which database engine holds the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name, for logs and benchmark output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where the log lives, parsed from a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (kept out of logs: it may carry a password).
+    Postgres(Sensitive<String>),
+}
+
+impl StoreLocation {
+    /// Parses `sqlite:PATH`, `sqlite://PATH`, `postgres://…`, `postgresql://…`, or a bare
+    /// file path (SQLite).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StoreError::BadUrl(
+                "the database URL is empty; give a SQLite file path or a postgres:// URL".into(),
+            ));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(Sensitive::new(url.to_owned())));
+        }
+        let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+            rest
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(StoreError::BadUrl(format!(
+                "unsupported database scheme `{scheme}://`; use a SQLite file path (sqlite:PATH) or postgres://"
+            )));
+        } else {
+            url
+        };
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::BadUrl(
+                "the event log must be a file (an in-memory database would lose every event on exit)".into(),
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// Why the store failed. Nothing was written when an operation fails.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL cannot be used.
+    #[error("{0}")]
+    BadUrl(String),
+    /// The database could not be opened or reached.
+    #[error("cannot open the event store at {location}: {source}")]
+    Open {
+        /// File path or `postgres` (never the URL: it may carry a password).
+        location: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("cannot prepare the event store schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another writer appended at the same position: two engines share one log.
+    #[error("event {seq} was already written by another writer; only one engine may own a log")]
+    Conflict {
+        /// The position both tried to write.
+        seq: u64,
+    },
+    /// The command key is already stored.
+    #[error("command key `{0}` is already in the log")]
+    DuplicateKey(String),
+    /// A stored row does not decode.
+    #[error("stored row {seq} is corrupt: {reason}")]
+    Corrupt {
+        /// Sequence number or outbox id.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// An event ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    /// Its name (`unit_assigned`, …).
+    pub kind: &'static str,
+    /// Schema version of the payload.
+    pub version: u32,
+    /// The event as JSON.
+    pub payload: String,
+}
+
+/// A message for the outbox, written with the events that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Unique per message: delivering it twice is recognisable downstream.
+    pub idempotency_key: String,
+    /// What it is (`transfer_record`, `referral`, `pre_alert`).
+    pub kind: &'static str,
+    /// Who receives it (an EPS code, `red_publica`, a facility id).
+    pub destination: String,
+    /// The message as JSON.
+    pub payload: String,
+}
+
+/// One command's worth of writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    /// The command's idempotency key.
+    pub command_key: &'a str,
+    /// Sequence number of the first event (the log's last + 1).
+    pub first_seq: u64,
+    /// When the events were recorded.
+    pub recorded_at: Timestamp,
+    /// The events, in order (at least one).
+    pub events: &'a [EncodedEvent],
+    /// Messages to send once stored.
+    pub outbox: &'a [OutboxMessage],
+}
+
+/// An event read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the log.
+    pub seq: u64,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// Key of the command that produced it.
+    pub command_key: String,
+    /// Its name.
+    pub kind: String,
+    /// Schema version.
+    pub version: u32,
+    /// JSON.
+    pub payload: String,
+}
+
+/// An undelivered outbox message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    /// Outbox row id.
+    pub id: u64,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// Kind.
+    pub kind: String,
+    /// Receiver.
+    pub destination: String,
+    /// JSON.
+    pub payload: String,
+    /// The event that caused it.
+    pub seq: u64,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// Counts of what the log holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LogSummary {
+    /// Events stored.
+    pub events: u64,
+    /// Last sequence number (0 when empty).
+    pub last_seq: u64,
+    /// Commands stored.
+    pub commands: u64,
+    /// Outbox messages not yet delivered.
+    pub outbox_pending: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the event store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: Pool,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt {
+        seq,
+        reason: "sequence number out of range".into(),
+    })
+}
+
+fn i64_to_u64(value: i64, seq: u64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        seq,
+        reason: format!("negative {what} {value}"),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl EventStore {
+    /// Opens (creating when needed) the log at `location` and brings its schema up to date.
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => Self::open_sqlite(path).await,
+            StoreLocation::Postgres(url) => Self::open_postgres(url.expose()).await,
+        }
+    }
+
+    async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(StoreError::BadUrl(format!(
+                "the directory of the event log {} does not exist",
+                path.display()
+            )));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        // One connection: the engine is the only writer, and a single connection keeps
+        // SQLite from ever returning SQLITE_BUSY to ourselves.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: path.display().to_string(),
+                source,
+            })?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("the PostgreSQL URL cannot be parsed: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: "postgres".into(),
+                source,
+            })?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// Which engine holds the log.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Writes one command's events, its key and its outbox messages in one transaction.
+    /// Returns the sequence numbers of the first and last event.
+    pub async fn append(&self, append: &Append<'_>) -> Result<(u64, u64), StoreError> {
+        if append.events.is_empty() {
+            return Err(StoreError::Corrupt {
+                seq: append.first_seq,
+                reason: "a command with no events is not stored".into(),
+            });
+        }
+        let last_seq = append.first_seq + append.events.len() as u64 - 1;
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                write_sqlite(&mut tx, append, last_seq).await?;
+                tx.commit().await
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                write_postgres(&mut tx, append, last_seq).await?;
+                tx.commit().await
+            }
+        };
+        result.map_err(StoreError::from)?;
+        Ok((append.first_seq, last_seq))
+    }
+
+    /// Feeds every stored event, in order, to `visit`; stops at the first error. Rows are
+    /// streamed, so a long log does not have to fit in memory twice.
+    pub async fn replay<E: From<StoreError>>(
+        &self,
+        mut visit: impl FnMut(StoredEvent) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        const SQL: &str = "SELECT seq, recorded_at_ms, command_key, kind, version, payload \
+                           FROM events ORDER BY seq";
+        let mut last = 0u64;
+        macro_rules! drain {
+            ($rows:expr) => {{
+                let mut rows = $rows;
+                while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
+                    let event = decode_event(
+                        row.try_get(0).map_err(StoreError::from)?,
+                        row.try_get(1).map_err(StoreError::from)?,
+                        row.try_get(2).map_err(StoreError::from)?,
+                        row.try_get(3).map_err(StoreError::from)?,
+                        row.try_get(4).map_err(StoreError::from)?,
+                        row.try_get(5).map_err(StoreError::from)?,
+                    )?;
+                    if event.seq != last + 1 {
+                        return Err(E::from(StoreError::Corrupt {
+                            seq: event.seq,
+                            reason: format!("the log jumps from {last} to {}", event.seq),
+                        }));
+                    }
+                    last = event.seq;
+                    visit(event)?;
+                }
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => drain!(sqlx::query(SQL).fetch(pool)),
+            Pool::Postgres(pool) => drain!(sqlx::query(SQL).fetch(pool)),
+        }
+        Ok(last)
+    }
+
+    /// The events a stored command produced, if the key is stored.
+    pub async fn command_range(&self, key: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let row: Option<(i64, i64)> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as("SELECT first_seq, last_seq FROM commands WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as("SELECT first_seq, last_seq FROM commands WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        row.map(|(first, last)| {
+            Ok((
+                i64_to_u64(first, 0, "sequence")?,
+                i64_to_u64(last, 0, "sequence")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// What the log holds.
+    pub async fn summary(&self) -> Result<LogSummary, StoreError> {
+        const SQL: &str = "SELECT \
+            (SELECT COUNT(*) FROM events), \
+            (SELECT COALESCE(MAX(seq), 0) FROM events), \
+            (SELECT COUNT(*) FROM commands), \
+            (SELECT COUNT(*) FROM outbox WHERE delivered_at_ms IS NULL)";
+        let (events, last_seq, commands, pending): (i64, i64, i64, i64) = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+        };
+        Ok(LogSummary {
+            events: i64_to_u64(events, 0, "count")?,
+            last_seq: i64_to_u64(last_seq, 0, "sequence")?,
+            commands: i64_to_u64(commands, 0, "count")?,
+            outbox_pending: i64_to_u64(pending, 0, "count")?,
+        })
+    }
+
+    /// Undelivered outbox messages, oldest first.
+    pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<PendingMessage>, StoreError> {
+        const SQL: &str = "SELECT id, idempotency_key, kind, destination, payload, seq, attempts \
+                           FROM outbox WHERE delivered_at_ms IS NULL ORDER BY id LIMIT $1";
+        type Row = (i64, String, String, String, String, i64, i32);
+        let rows: Vec<Row> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(SQL)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(SQL)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(
+                |(id, idempotency_key, kind, destination, payload, seq, attempts)| {
+                    let id = i64_to_u64(id, 0, "outbox id")?;
+                    Ok(PendingMessage {
+                        id,
+                        idempotency_key,
+                        kind,
+                        destination,
+                        payload,
+                        seq: i64_to_u64(seq, id, "sequence")?,
+                        attempts: u32::try_from(attempts).unwrap_or(0),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Marks an outbox message delivered.
+    pub async fn mark_delivered(&self, id: u64, at: Timestamp) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET delivered_at_ms = $1, attempts = attempts + 1 \
+                           WHERE id = $2 AND delivered_at_ms IS NULL";
+        let id = seq_to_i64(id)?;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query(SQL)
+                    .bind(at.as_millis())
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(SQL)
+                    .bind(at.as_millis())
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the connections, flushing SQLite's WAL.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn decode_event(
+    seq: i64,
+    recorded_at_ms: i64,
+    command_key: String,
+    kind: String,
+    version: i32,
+    payload: String,
+) -> Result<StoredEvent, StoreError> {
+    let seq = i64_to_u64(seq, 0, "sequence")?;
+    let recorded_at = Timestamp::from_millis(recorded_at_ms).map_err(|e| StoreError::Corrupt {
+        seq,
+        reason: format!("recorded_at: {e}"),
+    })?;
+    let version = u32::try_from(version).map_err(|_| StoreError::Corrupt {
+        seq,
+        reason: format!("negative schema version {version}"),
+    })?;
+    Ok(StoredEvent {
+        seq,
+        recorded_at,
+        command_key,
+        kind,
+        version,
+        payload,
+    })
+}
+
+fn map_write_error(e: sqlx::Error, append: &Append<'_>, what: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        match what {
+            "events" => StoreError::Conflict {
+                seq: append.first_seq,
+            },
+            "commands" => StoreError::DuplicateKey(append.command_key.to_owned()),
+            _ => StoreError::Database(e),
+        }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+macro_rules! write_batch {
+    ($name:ident, $db:ty) => {
+        async fn $name(
+            tx: &mut Transaction<'static, $db>,
+            append: &Append<'_>,
+            last_seq: u64,
+        ) -> Result<(), StoreError> {
+            let at = append.recorded_at.as_millis();
+            for (offset, event) in append.events.iter().enumerate() {
+                let seq = seq_to_i64(append.first_seq + offset as u64)?;
+                sqlx::query(
+                    "INSERT INTO events (seq, recorded_at_ms, command_key, kind, version, payload) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(seq)
+                .bind(at)
+                .bind(append.command_key)
+                .bind(event.kind)
+                .bind(i64::from(event.version))
+                .bind(&event.payload)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_write_error(e, append, "events"))?;
+            }
+            sqlx::query(
+                "INSERT INTO commands (key, first_seq, last_seq, recorded_at_ms) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(append.command_key)
+            .bind(seq_to_i64(append.first_seq)?)
+            .bind(seq_to_i64(last_seq)?)
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| map_write_error(e, append, "commands"))?;
+            for message in append.outbox {
+                sqlx::query(
+                    "INSERT INTO outbox (idempotency_key, seq, kind, destination, payload, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&message.idempotency_key)
+                .bind(seq_to_i64(last_seq)?)
+                .bind(message.kind)
+                .bind(&message.destination)
+                .bind(&message.payload)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_write_error(e, append, "outbox"))?;
+            }
+            Ok(())
+        }
+    };
+}
+
+write_batch!(write_sqlite, Sqlite);
+write_batch!(write_postgres, Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_choose_the_backend() {
+        assert_eq!(
+            StoreLocation::parse("regula.db").unwrap(),
+            StoreLocation::Sqlite("regula.db".into())
+        );
+        assert_eq!(
+            StoreLocation::parse("sqlite:///var/lib/regula/log.db?mode=rwc").unwrap(),
+            StoreLocation::Sqlite("/var/lib/regula/log.db".into())
+        );
+        assert_eq!(
+            StoreLocation::parse("sqlite:log.db").unwrap(),
+            StoreLocation::Sqlite("log.db".into())
+        );
+        assert!(matches!(
+            StoreLocation::parse("postgres://regula:secret@db/regula").unwrap(),
+            StoreLocation::Postgres(_)
+        ));
+        assert!(matches!(
+            StoreLocation::parse("postgresql://db/regula").unwrap(),
+            StoreLocation::Postgres(_)
+        ));
+    }
+
+    #[test]
+    fn unusable_database_urls_are_clear_errors() {
+        for (url, expected) in [
+            ("", "empty"),
+            (
+                "mysql://db/regula",
+                "unsupported database scheme `mysql://`",
+            ),
+            ("sqlite::memory:", "in-memory"),
+            ("sqlite://", "in-memory"),
+        ] {
+            let error = StoreLocation::parse(url).unwrap_err().to_string();
+            assert!(error.contains(expected), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_postgres_password_never_shows_in_debug_output() {
+        let location = StoreLocation::parse("postgres://regula:hunter2@db/regula").unwrap();
+        assert!(!format!("{location:?}").contains("hunter2"));
+    }
+}
