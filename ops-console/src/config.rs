@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub const ENV_LOG_FORMAT: &str = "REGULA_LOG_FORMAT";
 /// Environment variable that overrides `log.filter`.
 pub const ENV_LOG_FILTER: &str = "REGULA_LOG";
+/// Environment variable that overrides `store.database_url`.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 
 /// The whole configuration of `regula serve`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,6 +28,107 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The event log.
+    pub store: StoreConfig,
+    /// Rules of the regulation centre.
+    pub dispatch: DispatchConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A SQLite file path (`regula.db`, `sqlite:/var/lib/regula/regula.db`) or a
+    /// `postgres://` URL. `DATABASE_URL` overrides it.
+    pub database_url: DatabaseUrl,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: DatabaseUrl(String::from("regula.db")),
+        }
+    }
+}
+
+/// A validated database URL (see [`crate::store::StoreLocation::parse`]). Its `Debug`
+/// hides the text: a PostgreSQL URL may carry a password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Where the log lives.
+    pub fn location(&self) -> crate::store::StoreLocation {
+        // Validated on construction.
+        crate::store::StoreLocation::parse(&self.0)
+            .unwrap_or_else(|_| crate::store::StoreLocation::Sqlite("regula.db".into()))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location() {
+            crate::store::StoreLocation::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            crate::store::StoreLocation::Postgres(_) => f.write_str("postgres://REDACTED"),
+        }
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        crate::store::StoreLocation::parse(&value)
+            .map(|_| Self(value))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl From<DatabaseUrl> for String {
+    fn from(url: DatabaseUrl) -> Self {
+        url.0
+    }
+}
+
+/// `[dispatch]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Seconds a crew has to accept an offer before it escalates to the next unit.
+    pub acceptance_timeout_seconds: u32,
+    /// A GPS fix younger than this is the unit's position; older, its base.
+    pub max_fix_age_seconds: u32,
+    /// How many units and destinations a recommendation shows.
+    pub recommendation_limit: u8,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        let policy = dispatch_core::Policy::default();
+        Self {
+            acceptance_timeout_seconds: u32::try_from(policy.acceptance_timeout.as_millis() / 1000)
+                .unwrap_or(90),
+            max_fix_age_seconds: u32::try_from(policy.max_fix_age_for_position.as_millis() / 1000)
+                .unwrap_or(120),
+            recommendation_limit: u8::try_from(policy.recommendation_limit).unwrap_or(5),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// The core's policy with these values.
+    pub fn policy(&self) -> dispatch_core::Policy {
+        dispatch_core::Policy {
+            acceptance_timeout: maps::TravelTime::from_secs(u64::from(
+                self.acceptance_timeout_seconds,
+            )),
+            max_fix_age_for_position: maps::TravelTime::from_secs(u64::from(
+                self.max_fix_age_seconds,
+            )),
+            recommendation_limit: usize::from(self.recommendation_limit),
+            ..dispatch_core::Policy::default()
+        }
+    }
 }
 
 /// `[server]`
@@ -188,7 +291,15 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigErrors> 
 
 fn hint_for(key: &str) -> Option<&'static str> {
     Some(match key {
-        "server" | "log" => "a table, e.g. `[server]` on its own line followed by its keys",
+        "server" | "log" | "store" | "dispatch" => {
+            "a table, e.g. `[server]` on its own line followed by its keys"
+        }
+        "store.database_url" => {
+            "a SQLite file path such as \"regula.db\" or a postgres:// URL, in quotes"
+        }
+        "dispatch.acceptance_timeout_seconds" => "a whole number of seconds, e.g. 90",
+        "dispatch.max_fix_age_seconds" => "a whole number of seconds, e.g. 120",
+        "dispatch.recommendation_limit" => "a whole number from 1 to 20, e.g. 5",
         "server.listen" => {
             "an IP address and port in quotes, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8080\""
         }
@@ -225,7 +336,14 @@ fn parse_file(text: &str) -> Result<Config, ConfigErrors> {
     let mut problems = Vec::new();
     while problems.len() < MAX_PROBLEMS {
         let err = match serde_path_to_error::deserialize::<_, Config>(table.clone()) {
-            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(config) if problems.is_empty() => {
+                let range_problems = check_ranges(&config, &document, text);
+                if range_problems.is_empty() {
+                    return Ok(config);
+                }
+                problems = range_problems;
+                break;
+            }
             Ok(_) => break,
             Err(err) => err,
         };
@@ -290,11 +408,59 @@ fn apply_environment(config: &mut Config, env: &dyn Environment) -> Result<(), C
             }),
         }
     }
+    if let Some(value) = env.var(ENV_DATABASE_URL) {
+        match DatabaseUrl::try_from(value) {
+            Ok(url) => config.store.database_url = url,
+            Err(message) => problems.push(Problem {
+                key: ENV_DATABASE_URL.to_owned(),
+                line: None,
+                message,
+                hint: hint_for("store.database_url").map(str::to_owned),
+            }),
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(ConfigErrors(problems))
     }
+}
+
+/// Checks values that have a type but also a range.
+fn check_ranges(
+    config: &Config,
+    document: &toml_edit::Document<String>,
+    text: &str,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut out_of_range = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.to_owned(),
+            line: key_line(document, text, key),
+            message,
+            hint: hint_for(key).map(str::to_owned),
+        });
+    };
+    let d = &config.dispatch;
+    if !(10..=3600).contains(&d.acceptance_timeout_seconds) {
+        out_of_range(
+            "dispatch.acceptance_timeout_seconds",
+            format!("{} s is outside 10–3600 s", d.acceptance_timeout_seconds),
+        );
+    }
+    if !(10..=3600).contains(&d.max_fix_age_seconds) {
+        out_of_range(
+            "dispatch.max_fix_age_seconds",
+            format!("{} s is outside 10–3600 s", d.max_fix_age_seconds),
+        );
+    }
+    if !(1..=20).contains(&d.recommendation_limit) {
+        out_of_range(
+            "dispatch.recommendation_limit",
+            format!("{} is outside 1–20", d.recommendation_limit),
+        );
+    }
+    problems
 }
 
 /// Reads serde's "unknown field `x`, expected one of `a`, `b`" message.
@@ -507,5 +673,54 @@ shutdown_grace_seconds = \"ten\"
         );
         assert!(text.contains("line 2: `server.listen`"), "{text}");
         assert!(text.contains("hint: an IP address and port"), "{text}");
+    }
+
+    #[test]
+    fn database_url_comes_from_the_file_then_the_environment_and_is_validated() {
+        let config = parse("[store]\ndatabase_url = \"sqlite:/tmp/r.db\"\n", &no_env()).unwrap();
+        assert_eq!(
+            config.store.database_url.location(),
+            crate::store::StoreLocation::Sqlite("/tmp/r.db".into())
+        );
+        let mut env = no_env();
+        env.insert(ENV_DATABASE_URL.into(), "postgres://u:pw@db/regula".into());
+        let config = parse("", &env).unwrap();
+        assert!(matches!(
+            config.store.database_url.location(),
+            crate::store::StoreLocation::Postgres(_)
+        ));
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "passwords stay out of Debug"
+        );
+
+        let errors = parse("[store]\ndatabase_url = \"mysql://db\"\n", &no_env())
+            .unwrap_err()
+            .0;
+        assert_eq!(errors[0].key, "store.database_url");
+        assert_eq!(errors[0].line, Some(2));
+        assert!(
+            errors[0].message.contains("unsupported database scheme"),
+            "{errors:?}"
+        );
+
+        env.insert(ENV_DATABASE_URL.into(), String::new());
+        let errors = parse("", &env).unwrap_err().0;
+        assert_eq!(errors[0].key, ENV_DATABASE_URL);
+    }
+
+    #[test]
+    fn dispatch_rules_out_of_range_are_reported_with_their_lines() {
+        let text = "[dispatch]\nacceptance_timeout_seconds = 2\nrecommendation_limit = 0\n";
+        let errors = parse(text, &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0].key, "dispatch.acceptance_timeout_seconds");
+        assert_eq!(errors[0].line, Some(2));
+        assert_eq!(errors[1].key, "dispatch.recommendation_limit");
+        let policy = parse("[dispatch]\nacceptance_timeout_seconds = 45\n", &no_env())
+            .unwrap()
+            .dispatch
+            .policy();
+        assert_eq!(policy.acceptance_timeout, maps::TravelTime::from_secs(45));
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line.
+//! - [`api`]: the dispatch API (`/api/v1`: commands, views, WebSocket stream).
 //! - [`config`]: the typed, strict configuration and its checker.
 //! - [`clock`]: the only code that reads the wall clock.
 //! - [`telemetry`]: logs and Prometheus metrics.
@@ -15,6 +16,7 @@
 //!
 //! Domain rules do not live here: they belong in `dispatch-core`, `triage` and `routing`.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;

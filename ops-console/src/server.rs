@@ -35,14 +35,16 @@ impl AppState {
     }
 }
 
-/// All routes of the server.
-pub fn router(state: AppState) -> Router {
+/// All routes of the server: health and metrics, plus `api` (the dispatch API, or an empty
+/// router), under one request-metrics layer.
+pub fn router(state: AppState, api: Router) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .with_state(state)
+        .merge(api)
         .fallback(not_found)
         .layer(middleware::from_fn(record_request))
-        .with_state(state)
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -179,7 +181,10 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
-        router(AppState::new(crate::telemetry::metrics_handle()))
+        router(
+            AppState::new(crate::telemetry::metrics_handle()),
+            Router::new(),
+        )
     }
 
     async fn get_text(app: Router, uri: &str) -> (StatusCode, String, Option<String>) {

@@ -15,7 +15,8 @@ use dispatch_core::model::{
     Assessment, ConfirmedLocation, Disposition, EpsAffiliation, Patient, Priority, Regime, Sex,
 };
 use dispatch_core::privacy::Sensitive;
-use maps::{BoundingBox, GeoPoint, Timestamp};
+use dispatch_core::recommend::DemandCell;
+use maps::{BoundingBox, Cell, CellResolution, GeoPoint, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -204,6 +205,20 @@ impl SyntheticCity {
             }),
             eps,
         }
+    }
+
+    /// `count` distinct H3 resolution-8 demand cells at random points, weight 1 each.
+    pub fn demand_cells(&mut self, count: usize) -> Vec<DemandCell> {
+        let mut cells = BTreeSet::new();
+        let mut attempts = 0;
+        while cells.len() < count && attempts < count * 100 {
+            cells.insert(Cell::containing(self.point(), CellResolution::Coverage));
+            attempts += 1;
+        }
+        cells
+            .into_iter()
+            .map(|cell| DemandCell { cell, weight: 1.0 })
+            .collect()
     }
 
     /// A number in `range` (for workload mixes).

@@ -49,14 +49,27 @@ pub struct RunningServer {
     /// `host:port`.
     pub addr: String,
     stdout: BufReader<ChildStdout>,
+    /// Holds the event log of this server (unless the caller gave `--database-url`).
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl RunningServer {
-    /// Starts `regula serve --listen 127.0.0.1:0 <extra…>` and waits for its address.
+    /// Starts `regula serve --listen 127.0.0.1:0 <extra…>` and waits for its address. Unless
+    /// `extra_args` name a `--database-url`, the event log goes to a fresh temporary
+    /// directory removed when the server is dropped.
     pub fn start(extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut command = Command::new(regula_binary());
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let data_dir = if extra_args.contains(&"--database-url") {
+            None
+        } else {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
+            command
+                .arg("--database-url")
+                .arg(dir.path().join("regula.db"));
+            Some(dir)
+        };
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -75,6 +88,7 @@ impl RunningServer {
                 base_url: url,
                 addr,
                 stdout,
+                data_dir,
             };
         }
         let status = child.wait();
@@ -108,6 +122,11 @@ impl RunningServer {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// The temporary directory holding this server's event log, if the harness made one.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// The rest of stdout after the address line (call after the process exited).
@@ -163,4 +182,31 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
+}
+
+/// A minimal HTTP/1.1 request with a JSON body over a plain TCP stream: (status, body).
+pub fn http_send_json(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
 }

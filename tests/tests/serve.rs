@@ -42,8 +42,10 @@ fn sigint_also_stops_the_server_cleanly() {
 #[test]
 fn json_logs_are_one_object_per_line_on_stderr() {
     use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(regula_tests::regula_binary())
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(data.path().join("regula.db"))
         .env("REGULA_LOG_FORMAT", "json")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,0 +1,394 @@
+//! The dispatch API over HTTP and WebSocket (`/api/v1/…`), used by the consoles and by
+//! integrations.
+//!
+//! - `POST /api/v1/commands` — body `{"key": "…", "command": {…}}` (or the key in an
+//!   `Idempotency-Key` header). The key makes retries safe: a command is applied at most
+//!   once. Replies `200` with the stored events and their sequence numbers; a refusal is
+//!   `404` (unknown id), `409` (does not fit the current state, or already exists) or `422`
+//!   (malformed or implausible input), with `{"error": {"code", "message"}}`; a storage
+//!   failure is `503` and nothing changed.
+//! - `GET` views of the live state: `calls` (the queue, with waiting times), `units`,
+//!   `units/{id}`, `incidents` (open), `incidents/{id}`, `incidents/{id}/recommendation`
+//!   (top units by ETA and destinations with reasons), `facilities`, `transfers/{id}`,
+//!   `kpis`, `coverage`.
+//! - `GET /api/v1/stream` — a WebSocket of stored events and alerts as they happen, each a
+//!   JSON text message `{"type": "event", "seq", "at", "event"}` or
+//!   `{"type": "alert", …}`; a subscriber that falls behind gets `{"type": "lagged",
+//!   "missed": n}` and should reload the views.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dispatch_core::ids::{IncidentId, TransferId, UnitId};
+use dispatch_core::model::CallStatus;
+use dispatch_core::recommend::DemandCell;
+use dispatch_core::{Command, Rejection};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::engine::{CommandKey, EngineError, EngineHandle};
+
+/// What the API handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    engine: EngineHandle,
+    demand: Arc<Vec<DemandCell>>,
+}
+
+impl ApiState {
+    /// The API over a running engine; `demand` weights the coverage view (empty: coverage
+    /// is computed over no cells and says so).
+    pub fn new(engine: EngineHandle, demand: Arc<Vec<DemandCell>>) -> Self {
+        Self { engine, demand }
+    }
+}
+
+/// The `/api/v1` routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/commands", post(post_command))
+        .route("/api/v1/calls", get(calls))
+        .route("/api/v1/units", get(units))
+        .route("/api/v1/units/{id}", get(unit))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/incidents/{id}/recommendation", get(recommendation))
+        .route("/api/v1/facilities", get(facilities))
+        .route("/api/v1/transfers/{id}", get(transfer))
+        .route("/api/v1/kpis", get(kpis))
+        .route("/api/v1/coverage", get(coverage))
+        .route("/api/v1/stream", get(stream))
+        .with_state(state)
+}
+
+/// An API failure, answered once with a JSON body and a status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request itself is malformed.
+    BadRequest(String),
+    /// The core refused the command or query.
+    Rejected(Rejection),
+    /// Storage or engine failure: nothing changed. The detail is logged, not sent.
+    Unavailable(String),
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Rejected(r) => Self::Rejected(r),
+            EngineError::BadKey(m) => Self::BadRequest(m),
+            EngineError::Storage(m) => Self::Unavailable(m),
+            EngineError::Stopped => Self::Unavailable("the engine is not running".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
+            Self::Rejected(rejection) => {
+                let status = match rejection {
+                    Rejection::Unknown { .. } => StatusCode::NOT_FOUND,
+                    Rejection::Duplicate { .. } | Rejection::InvalidState(_) => {
+                        StatusCode::CONFLICT
+                    }
+                    Rejection::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                (status, rejection.code(), rejection.to_string())
+            }
+            Self::Unavailable(detail) => {
+                tracing::error!(%detail, "request failed; nothing was changed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "el sistema no pudo guardar la orden; no se cambió nada, reintente con la misma clave / \
+                     the command could not be stored; nothing changed, retry with the same key"
+                        .to_owned(),
+                )
+            }
+        };
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandRequest {
+    key: Option<String>,
+    command: Command,
+}
+
+async fn post_command(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CommandRequest = {
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::BadRequest(if path == "." {
+                format!("the body is not a valid command: {}", e.inner())
+            } else {
+                format!(
+                    "the body is not a valid command: at `{path}`: {}",
+                    e.inner()
+                )
+            })
+        })?
+    };
+    let header_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key is not ASCII".into()))
+        })
+        .transpose()?;
+    let key = match (request.key, header_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::BadRequest(
+                "the body's `key` and the Idempotency-Key header differ".into(),
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "every command needs an idempotency key (`key` in the body or an Idempotency-Key header) so that a retry is never applied twice".into(),
+            ));
+        }
+    };
+    let key = CommandKey::new(key)?;
+    let reply = state.engine.command(key, request.command).await?;
+    Ok(Json(reply).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsQuery {
+    /// Only calls with this status (`queued`, `taken`, `connected`, …).
+    status: Option<CallStatus>,
+}
+
+#[derive(Serialize)]
+struct CallView {
+    #[serde(flatten)]
+    call: dispatch_core::model::Call,
+    /// Seconds waiting in the queue (until taken, abandoned, or now).
+    wait_seconds: f64,
+}
+
+async fn calls(
+    State(state): State<ApiState>,
+    Query(query): Query<CallsQuery>,
+) -> Result<Response, ApiError> {
+    let views = state
+        .engine
+        .query(move |d, _, now| {
+            let mut views: Vec<CallView> = d
+                .calls()
+                .filter(|c| query.status.as_ref().is_none_or(|s| &c.status == s))
+                .map(|c| {
+                    let until = c
+                        .taken
+                        .as_ref()
+                        .map(|(_, t)| *t)
+                        .or(c.ended_at.filter(|_| c.status == CallStatus::Abandoned))
+                        .unwrap_or(now);
+                    CallView {
+                        wait_seconds: until.saturating_duration_since(c.offered_at).as_secs_f64(),
+                        call: c.clone(),
+                    }
+                })
+                .collect();
+            views.sort_by_key(|v| v.call.offered_at);
+            views
+        })
+        .await?;
+    Ok(Json(views).into_response())
+}
+
+async fn units(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let units = state
+        .engine
+        .query(|d, _, now| {
+            d.units()
+                .map(|u| {
+                    json!({
+                        "unit": u,
+                        "position": u.position(now, d.policy().max_fix_age_for_position),
+                        "fix_age_seconds": u.fix_age(now).map(maps::TravelTime::as_secs_f64),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(units).into_response())
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| ApiError::BadRequest(e.to_string()))
+}
+
+async fn unit(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: UnitId = UnitId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let found = state
+        .engine
+        .query(move |d, _, _| d.unit(&id).cloned().ok_or_else(|| unknown("unit", &id)))
+        .await??;
+    Ok(Json(found).into_response())
+}
+
+fn unknown(kind: &'static str, id: &impl std::fmt::Display) -> ApiError {
+    ApiError::Rejected(Rejection::Unknown {
+        kind,
+        id: id.to_string(),
+    })
+}
+
+async fn incidents(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let open = state
+        .engine
+        .query(|d, _, _| d.open_incidents().cloned().collect::<Vec<_>>())
+        .await?;
+    Ok(Json(open).into_response())
+}
+
+async fn incident(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: IncidentId = parse_id(&id)?;
+    let found = state
+        .engine
+        .query(move |d, _, _| {
+            d.incident(id)
+                .cloned()
+                .ok_or_else(|| unknown("incident", &id))
+        })
+        .await??;
+    Ok(Json(found).into_response())
+}
+
+async fn recommendation(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: IncidentId = parse_id(&id)?;
+    let body = state
+        .engine
+        .query(move |d, travel, now| {
+            let units = d.recommend_units(id, travel, now)?;
+            let destinations = d.recommend_destinations(id, travel, now)?;
+            Ok::<_, Rejection>(json!({"units": units, "destinations": destinations}))
+        })
+        .await?
+        .map_err(ApiError::Rejected)?;
+    Ok(Json(body).into_response())
+}
+
+async fn facilities(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let all = state
+        .engine
+        .query(|d, _, now| {
+            d.facilities()
+                .map(|f| {
+                    let (occupancy, is_stale) = f.effective_occupancy(now);
+                    json!({
+                        "facility": f,
+                        "effective_occupancy_percent": occupancy,
+                        "occupancy_stale": is_stale,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(all).into_response())
+}
+
+async fn transfer(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: TransferId = parse_id(&id)?;
+    let found = state
+        .engine
+        .query(move |d, _, _| {
+            d.transfer(id)
+                .cloned()
+                .ok_or_else(|| unknown("transfer", &id))
+        })
+        .await??;
+    Ok(Json(found).into_response())
+}
+
+async fn kpis(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let report = state
+        .engine
+        .query(|d, _, _| dispatch_core::kpi::report(d))
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+async fn coverage(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let demand = state.demand.clone();
+    let report = state
+        .engine
+        .query(move |d, travel, now| d.coverage(&demand, travel, now))
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+async fn stream(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
+    let events = state.engine.subscribe();
+    upgrade.on_upgrade(move |socket| forward(socket, events))
+}
+
+async fn forward(mut socket: WebSocket, mut events: broadcast::Receiver<crate::engine::Published>) {
+    loop {
+        tokio::select! {
+            received = events.recv() => {
+                let text = match received {
+                    Ok(item) => match serde_json::to_string(&item) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode a published item");
+                            continue;
+                        }
+                    },
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        json!({"type": "lagged", "missed": missed}).to_string()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // The stream is one-way; pings are answered by axum, anything else ignored.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
