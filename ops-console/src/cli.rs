@@ -23,6 +23,18 @@ pub enum Command {
     /// Configuración / Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Pruebas de rendimiento / Benchmarks that print their figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `regula bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Núcleo de despacho / Dispatch core: apply, recommendation and replay figures.
+    Dispatch(crate::commands::bench_dispatch::BenchDispatchArgs),
+    /// Prueba de caídas / Crash test: kill -9 the server under load, check nothing is lost or duplicated.
+    Crash(crate::commands::bench_crash::BenchCrashArgs),
 }
 
 /// `regula serve`

@@ -171,7 +171,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            filter: LogFilter("info".to_owned()),
+            filter: LogFilter("info,sqlx=warn".to_owned()),
         }
     }
 }

@@ -344,6 +344,28 @@ impl EventStore {
         Ok((append.first_seq, last_seq))
     }
 
+    /// Writes several commands in one transaction (bulk loading, benchmarks); all or none.
+    pub async fn append_all(&self, appends: &[Append<'_>]) -> Result<(), StoreError> {
+        macro_rules! all {
+            ($pool:expr, $write:ident) => {{
+                let mut tx = $pool.begin().await?;
+                for append in appends {
+                    if append.events.is_empty() {
+                        continue;
+                    }
+                    let last_seq = append.first_seq + append.events.len() as u64 - 1;
+                    $write(&mut tx, append, last_seq).await?;
+                }
+                tx.commit().await?;
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => all!(pool, write_sqlite),
+            Pool::Postgres(pool) => all!(pool, write_postgres),
+        }
+        Ok(())
+    }
+
     /// Feeds every stored event, in order, to `visit`; stops at the first error. Rows are
     /// streamed, so a long log does not have to fit in memory twice.
     pub async fn replay<E: From<StoreError>>(

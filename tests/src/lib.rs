@@ -3,6 +3,8 @@
 //! The binary is built once per test process with `cargo build -p ops-console --bin regula`
 //! (a no-op when it is fresh), so `cargo test -p regula-tests` never runs a stale binary.
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};

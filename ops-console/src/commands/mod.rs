@@ -2,19 +2,23 @@
 //!
 //! One module per area; each exposes `run(…) -> anyhow::Result<ExitCode>`.
 
+pub mod bench_crash;
+pub mod bench_dispatch;
 mod config_check;
 mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Config(ConfigCommand::Check { file, json }) => config_check::run(&file, json),
+        Command::Bench(BenchCommand::Dispatch(args)) => bench_dispatch::run(&args),
+        Command::Bench(BenchCommand::Crash(args)) => bench_crash::run(&args),
     };
     match result {
         Ok(code) => code,
