@@ -8,6 +8,7 @@
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`engine`]: the one owner of the live dispatch state (decide → persist → apply →
 //!   publish → effects) and its replay at start-up.
+//! - [`coverage`]: city coverage recomputed after every dispatch, with move-up suggestions.
 //! - [`store`]: the append-only event log, command keys and outbox (SQLite or PostgreSQL).
 //! - [`server`]: HTTP routes, middleware and graceful shutdown.
 //! - [`simulation`]: a seeded synthetic city (fleet, facilities, incidents) for benchmarks
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod coverage;
 pub mod engine;
 pub mod server;
 pub mod simulation;

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use dispatch_core::{StraightLine, TravelTimes};
 use maps::Clock;
 
+use dispatch_core::recommend::DemandCell;
+
 use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, ProcessEnvironment};
+use crate::coverage;
 use crate::engine::{Engine, EngineConfig};
 use crate::server::{self, AppState, Stopped};
 use crate::store::EventStore;
@@ -65,7 +68,7 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         policy: config.dispatch.policy(),
         ..EngineConfig::default()
     };
-    let (engine, replay) = Engine::start(store.clone(), clock, travel, None, engine_config)
+    let (engine, replay) = Engine::start(store.clone(), clock, travel.clone(), None, engine_config)
         .await
         .context("cannot rebuild the dispatch state from the event log")?;
     tracing::info!(
@@ -77,7 +80,9 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         "event log replayed"
     );
     let (handle, engine_task) = engine.spawn();
-    let api = api::router(ApiState::new(handle.clone(), Arc::new(Vec::new())));
+    let demand: Arc<Vec<DemandCell>> = Arc::new(Vec::new());
+    let coverage_task = coverage::spawn_watch(handle.clone(), travel, demand.clone());
+    let api = api::router(ApiState::new(handle.clone(), demand));
     let app = server::router(AppState::new(telemetry::metrics_handle()), api);
     let shutdown = server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "regula serving");
@@ -91,6 +96,8 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         .context("server failed")?;
     // Every handler is gone: dropping the last handle lets the engine finish its current
     // command and stop; then the log is closed cleanly.
+    coverage_task.abort();
+    let _ = coverage_task.await;
     drop(handle);
     if let Err(e) = engine_task.await {
         tracing::error!(error = %e, "the engine task failed");

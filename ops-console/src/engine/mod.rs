@@ -102,6 +102,18 @@ pub enum Published {
         /// The event.
         event: Box<Event>,
     },
+    /// City coverage recomputed after the fleet changed (derived, not stored).
+    Coverage {
+        /// The last event the computation saw.
+        after_seq: u64,
+        /// The report, with a move-up suggestion when a zone is left uncovered.
+        report: Box<dispatch_core::recommend::CoverageReport>,
+    },
+    /// Advice for the regulators not tied to one incident (a move-up, say).
+    Suggestion {
+        /// In Spanish.
+        message: String,
+    },
     /// Something operators must see now (not stored: it follows from stored events).
     Alert {
         /// The incident.
@@ -237,6 +249,12 @@ impl EngineHandle {
     /// Subscribes to stored events and alerts, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.published.subscribe()
+    }
+
+    /// Publishes something derived from stored events (coverage, say) to subscribers.
+    /// Derived items are never stored: they can be recomputed from the log.
+    pub fn announce(&self, item: Published) {
+        let _ = self.published.send(item);
     }
 }
 

@@ -401,3 +401,49 @@ fn command_keys_are_validated() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dispatch_is_followed_by_a_coverage_report_for_the_consoles() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let demand = Arc::new(SyntheticCity::new(BOGOTA_URBAN, 4).demand_cells(30));
+    let watch =
+        crate::coverage::spawn_watch(handle.clone(), Arc::new(StraightLine::default()), demand);
+    let mut events = handle.subscribe();
+    let incident = small_city(&handle).await;
+    let unit = snapshot(&handle)
+        .await
+        .units()
+        .next()
+        .unwrap()
+        .registration
+        .id
+        .clone();
+    let reply = handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit,
+                operator: operator(),
+            },
+        )
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Published::Coverage { after_seq, report } = events.recv().await.unwrap()
+                && after_seq >= reply.last_seq
+            {
+                return report;
+            }
+        }
+    })
+    .await
+    .expect("a coverage report after the dispatch");
+    assert_eq!(report.cells, 30);
+    assert_eq!(report.units, 2, "the assigned unit no longer counts");
+    assert!((0.0..=1.0).contains(&report.share_within_8_min));
+    assert!(report.share_within_15_min >= report.share_within_8_min);
+    watch.abort();
+}
