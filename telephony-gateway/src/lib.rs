@@ -2,4 +2,6 @@
 //! intake that turn emergency calls into [`dispatch_core::intake::CallEvent`]s, with the
 //! caller's identity and PIDF-LO location, and route taken calls to operator positions.
 
+pub mod identity;
+pub mod location;
 pub mod sip;

@@ -21,3 +21,16 @@ pub use message::{
     stream_message_len,
 };
 pub use uri::{Host, Scheme, SipUri, Uri, UriError};
+
+/// Decodes `%HH` escapes (lossy; malformed escapes are kept as written).
+pub(crate) fn percent_decoded(text: &str) -> String {
+    text::percent_decode(text).map_or_else(
+        || text.to_owned(),
+        |b| String::from_utf8_lossy(&b).into_owned(),
+    )
+}
+
+/// Trims spaces and tabs.
+pub(crate) fn text_trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
+}
