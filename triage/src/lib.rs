@@ -40,6 +40,7 @@
 
 mod analysis;
 pub mod batch;
+pub mod builtin;
 mod caller;
 mod codes;
 pub mod format;

@@ -2,7 +2,7 @@
 //! universal vital-threat screen.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::caller::{Caller, CallerError};
 use crate::load::UniversalSummary;
@@ -84,7 +84,16 @@ pub struct ProtocolSet {
     protocols: BTreeMap<String, Arc<Protocol>>,
 }
 
+static BUILTIN: LazyLock<Result<ProtocolSet, ValidationErrors>> =
+    LazyLock::new(|| ProtocolSet::from_sources(&crate::builtin::sources()));
+
 impl ProtocolSet {
+    /// The protocols shipped with Regula (embedded in the crate), loaded and checked once.
+    /// They are valid and complete (tested); the error can only come from a broken build.
+    pub fn builtin() -> Result<&'static Self, ValidationErrors> {
+        BUILTIN.as_ref().map_err(Clone::clone)
+    }
+
     pub(crate) fn new(
         vocabulary: Arc<Vocabulary>,
         vital_screen: ProtocolRef,
