@@ -35,8 +35,9 @@ fn the_built_in_protocols_load_the_same_from_the_directory() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/protocols");
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".toml"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("toml")))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
     let embedded: Vec<_> = triage::builtin::FILES
