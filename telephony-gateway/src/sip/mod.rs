@@ -20,6 +20,7 @@ pub use message::{
     ParseErrorKind, Request, Response, Salvage, is_keepalive, parse_datagram, parse_stream_message,
     stream_message_len,
 };
+pub(crate) use text::split_first_element;
 pub use uri::{Host, Scheme, SipUri, Uri, UriError};
 
 /// Decodes `%HH` escapes (lossy; malformed escapes are kept as written).

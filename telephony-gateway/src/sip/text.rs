@@ -176,6 +176,26 @@ pub(crate) fn split_list(value: &str) -> Option<Vec<&str>> {
     Some(parts)
 }
 
+/// Splits a header value at its first top-level comma: `(first element, rest starting at
+/// the comma)`; the rest is empty when there is one element.
+pub(crate) fn split_first_element(value: &str) -> (&str, &str) {
+    let bytes = value.as_bytes();
+    let (mut in_quotes, mut in_angle) = (false, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' if !in_angle => in_quotes = !in_quotes,
+            b'<' if !in_quotes => in_angle = true,
+            b'>' if !in_quotes => in_angle = false,
+            b',' if !in_quotes && !in_angle => return (&value[..i], &value[i..]),
+            _ => {}
+        }
+        i += 1;
+    }
+    (value, "")
+}
+
 /// Decodes `%HH` escapes; `None` if an escape is malformed.
 pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
