@@ -334,3 +334,103 @@ fn the_same_inputs_give_the_same_outcome_and_trace() {
     assert_eq!(a, b);
     assert_eq!(a.disposition(), Disposition::UrgenciasPorSusMedios);
 }
+
+#[test]
+fn a_protocol_refuses_callers_it_is_not_for_and_says_which_to_use() {
+    let set = triage::ProtocolSet::builtin().unwrap();
+    let err = set.start("fiebre_nino", adult()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StartError::NotApplicable { .. }));
+    assert!(
+        msg.contains("menores de 14 años") && msg.contains("fiebre_adulto"),
+        "{msg}"
+    );
+
+    let not_pregnant = Caller::new(25.0, Sex::F, None).unwrap();
+    let msg = set
+        .start("embarazo_sangrado", not_pregnant)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("semanas de embarazo"), "{msg}");
+
+    let pregnant = Caller::new(25.0, Sex::F, Some(30.0)).unwrap();
+    let msg = set.start("posparto", pregnant).unwrap_err().to_string();
+    assert!(msg.contains("embarazada"), "{msg}");
+
+    let msg = set
+        .start("embarazo_dolor_contracciones", adult())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("sexo \"F\" o \"X\""), "{msg}");
+}
+
+#[test]
+fn contradictory_caller_data_in_a_batch_case_is_an_error_naming_it() {
+    let set = triage::ProtocolSet::builtin().unwrap();
+    let case = |age: f64, sex: Sex, weeks: Option<f64>| triage::batch::Case {
+        id: "x".into(),
+        age_years: age,
+        sex,
+        pregnancy_weeks: weeks,
+        chief_complaint: "dolor_abdominal".into(),
+        findings: vec![],
+        expected: None,
+    };
+    let err = triage::batch::evaluate_case(set, &case(5.0, Sex::F, Some(20.0))).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("embarazo de 20 semanas a los 5 años"),
+        "{err}"
+    );
+    let err = triage::batch::evaluate_case(set, &case(30.0, Sex::M, Some(12.0))).unwrap_err();
+    assert!(
+        err.to_string().contains("sexo \"M\" con 12 semanas"),
+        "{err}"
+    );
+    let err = triage::batch::evaluate_case(set, &case(-2.0, Sex::F, None)).unwrap_err();
+    assert!(err.to_string().contains("negativa"), "{err}");
+}
+
+#[test]
+fn suicidal_ideation_with_means_is_immediate_and_anxiety_without_risk_goes_to_psychology() {
+    let set = triage::ProtocolSet::builtin().unwrap();
+    let o = set
+        .evaluate("ideacion_suicida", adult(), &["medios_disponibles"])
+        .unwrap();
+    assert_eq!(
+        (o.level(), o.disposition(), o.route()),
+        (
+            Level::I,
+            Disposition::AmbulanciaTam,
+            Some(Route::SaludMental)
+        )
+    );
+    let o = set
+        .evaluate("crisis_salud_mental", adult(), &["ansiedad_sin_riesgo"])
+        .unwrap();
+    assert_eq!(o.disposition(), Disposition::TeleconsultaPsicologia);
+}
+
+#[test]
+fn violence_routes_to_the_emergency_department_or_to_safety_first() {
+    let set = triage::ProtocolSet::builtin().unwrap();
+    let woman = Caller::new(24.0, Sex::F, None).unwrap();
+    let o = set
+        .evaluate(
+            "violencia_sexual",
+            woman,
+            &["agresion_sexual_menos_72_horas"],
+        )
+        .unwrap();
+    assert_eq!(o.disposition(), Disposition::UrgenciasPorSusMedios);
+    assert_eq!(o.route(), Some(Route::Violencias));
+    let o = set
+        .evaluate("violencia_intrafamiliar", woman, &["agresor_presente"])
+        .unwrap();
+    assert!(
+        o.computed
+            .instructions
+            .iter()
+            .any(|i| i.contains("No enfrente al agresor"))
+    );
+}
