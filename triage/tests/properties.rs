@@ -20,10 +20,8 @@ fn caller_for(p: &Protocol, age: f64, sex: usize, weeks: f64, pregnant: bool) ->
     let high = a.age_below.map_or(120.0, |b| b - 0.01);
     let mut age = low + (high - low) * age;
     let mut sex = Sex::ALL[sex % 3];
-    if let Some(allowed) = &a.sexes {
-        if !allowed.contains(&sex) {
-            sex = allowed[0];
-        }
+    if let Some(allowed) = a.sexes.as_ref().filter(|s| !s.contains(&sex)) {
+        sex = allowed[0];
     }
     let pregnant = match a.pregnancy {
         PregnancyRequirement::Required => true,
