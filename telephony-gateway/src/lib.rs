@@ -35,6 +35,7 @@ pub mod location;
 mod metrics;
 pub mod sip;
 mod transport;
+pub mod webhook;
 
 use std::fmt;
 use std::time::Duration;
