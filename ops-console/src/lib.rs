@@ -11,6 +11,8 @@
 //! - [`coverage`]: city coverage recomputed after every dispatch, with move-up suggestions.
 //! - [`store`]: the append-only event log, command keys and outbox (SQLite or PostgreSQL).
 //! - [`server`]: HTTP routes, middleware and graceful shutdown.
+//! - [`region`]: the Bogotá region pack (real EDs, localidades, Línea 123 demand, fleet
+//!   with synthetic bases, ED occupancy) read from a data directory.
 //! - [`simulation`]: a seeded synthetic city (fleet, facilities, incidents) for benchmarks
 //!   and tests.
 //! - [`commands`]: what each subcommand does.
@@ -24,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod coverage;
 pub mod engine;
+pub mod region;
 pub mod server;
 pub mod simulation;
 pub mod store;
