@@ -238,6 +238,13 @@ pub enum Event {
         /// The call.
         call: CallId,
     },
+    /// The operator position did not answer; the call waits in the queue again.
+    CallReturnedToQueue {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: String,
+    },
     /// The caller hung up while queued.
     CallAbandoned {
         /// The call.
@@ -456,6 +463,7 @@ impl Event {
             Self::CallOffered { .. } => "call_offered",
             Self::CallTaken { .. } => "call_taken",
             Self::CallConnected { .. } => "call_connected",
+            Self::CallReturnedToQueue { .. } => "call_returned_to_queue",
             Self::CallAbandoned { .. } => "call_abandoned",
             Self::CallEnded { .. } => "call_ended",
             Self::CallClosed { .. } => "call_closed",

@@ -197,6 +197,18 @@ pub enum CallEvent {
         /// When.
         at: Timestamp,
     },
+    /// The operator position did not answer (busy, unreachable, no answer in time): the
+    /// call is back in the queue, still ringing for the caller.
+    ConnectFailed {
+        /// The call.
+        call: CallId,
+        /// The position that was tried.
+        position: String,
+        /// Why, in plain words.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// The conversation ended (either side hung up after connection).
     Ended {
         /// The call.
@@ -213,6 +225,7 @@ impl CallEvent {
             Self::Offered { call, .. }
             | Self::Abandoned { call, .. }
             | Self::Connected { call, .. }
+            | Self::ConnectFailed { call, .. }
             | Self::Ended { call, .. } => call,
         }
     }
@@ -223,6 +236,7 @@ impl CallEvent {
             Self::Offered { at, .. }
             | Self::Abandoned { at, .. }
             | Self::Connected { at, .. }
+            | Self::ConnectFailed { at, .. }
             | Self::Ended { at, .. } => *at,
         }
     }

@@ -813,6 +813,25 @@ impl Dispatch {
                 }
                 Ok(events(vec![Event::CallConnected { call: call.clone() }]))
             }
+            CallEvent::ConnectFailed {
+                call,
+                position,
+                reason,
+                ..
+            } => {
+                let c = self.known_call(call)?;
+                if c.status != CallStatus::Taken || c.position.as_deref() != Some(position) {
+                    return Err(state(format!(
+                        "call {call} is not being connected to {position} (it is {:?})",
+                        c.status
+                    )));
+                }
+                text("reason", reason)?;
+                Ok(events(vec![Event::CallReturnedToQueue {
+                    call: call.clone(),
+                    reason: reason.clone(),
+                }]))
+            }
             CallEvent::Ended { call, .. } => {
                 let c = self.known_call(call)?;
                 if c.status != CallStatus::Connected {
@@ -1390,6 +1409,15 @@ impl Dispatch {
                     .ok_or_else(|| fail(format!("unknown call {call}")))?;
                 c.status = CallStatus::Connected;
                 c.connected_at = Some(at);
+            }
+            Event::CallReturnedToQueue { call, .. } => {
+                let c = self
+                    .calls
+                    .get_mut(call)
+                    .ok_or_else(|| fail(format!("unknown call {call}")))?;
+                c.status = CallStatus::Queued;
+                c.taken = None;
+                c.position = None;
             }
             Event::CallAbandoned { call } => {
                 let c = self

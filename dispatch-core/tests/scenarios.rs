@@ -564,3 +564,41 @@ fn cleared_without_transport_releases_the_unit_and_closes_the_incident() {
     );
     assert!(w.dispatch.transfers().next().is_none());
 }
+
+#[test]
+fn a_position_that_does_not_answer_puts_the_call_back_in_the_queue() {
+    let mut w = city();
+    offer_call(&mut w);
+    w.ok(Command::TakeCall {
+        call: call_id(),
+        operator: operator(),
+        position: "sip:pos-07@crue.bogota.gov.co".into(),
+    });
+    let now = w.now;
+    let failed = |position: &str| Command::RecordCallEvent {
+        event: CallEvent::ConnectFailed {
+            call: call_id(),
+            position: position.into(),
+            reason: "486 Busy Here".into(),
+            at: now,
+        },
+    };
+    let wrong = failed("sip:pos-99@crue.bogota.gov.co");
+    let rejection = w.refused(wrong);
+    assert!(
+        rejection.to_string().contains("not being connected to"),
+        "{rejection}"
+    );
+    let d = w.ok(failed("sip:pos-07@crue.bogota.gov.co"));
+    assert_eq!(d.events[0].name(), "call_returned_to_queue");
+    let call = w.dispatch.call(&call_id()).unwrap();
+    assert_eq!(call.status, dispatch_core::model::CallStatus::Queued);
+    assert!(call.taken.is_none() && call.position.is_none());
+    // Another operator can take it now.
+    w.ok(Command::TakeCall {
+        call: call_id(),
+        operator: dispatch_core::ids::OperatorId::new("luis.perez").unwrap(),
+        position: "sip:pos-03@crue.bogota.gov.co".into(),
+    });
+    w.assert_replay_reproduces_state();
+}

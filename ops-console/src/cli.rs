@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Dirección de escucha / Address to listen on, overrides `server.listen` (e.g. 0.0.0.0:8080; port 0 = any free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Puerta SIP / SIP door: UDP and TCP address for emergency calls, overrides `sip.listen` (turns SIP on).
+    #[arg(long, value_name = "ADDR")]
+    pub sip_listen: Option<SocketAddr>,
     /// Registro de eventos / Event log: SQLite file or postgres:// URL; overrides `store.database_url` and `DATABASE_URL`.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,

@@ -38,6 +38,12 @@ impl Stopwatch {
     }
 }
 
+impl telephony_gateway::Monotonic for Stopwatch {
+    fn elapsed(&self) -> Duration {
+        Stopwatch::elapsed(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

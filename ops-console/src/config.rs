@@ -19,6 +19,10 @@ pub const ENV_LOG_FORMAT: &str = "REGULA_LOG_FORMAT";
 pub const ENV_LOG_FILTER: &str = "REGULA_LOG";
 /// Environment variable that overrides `store.database_url`.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// Environment variable that sets `webhook.secret` (and turns the webhook on).
+pub const ENV_WEBHOOK_SECRET: &str = "REGULA_WEBHOOK_SECRET";
+/// Shortest accepted webhook secret, in bytes.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
 
 /// The whole configuration of `regula serve`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,6 +36,26 @@ pub struct Config {
     pub store: StoreConfig,
     /// Rules of the regulation centre.
     pub dispatch: DispatchConfig,
+    /// The SIP gateway; absent: no SIP door (`--sip-listen` turns it on).
+    pub sip: Option<telephony_gateway::SipConfig>,
+    /// The signed webhook for cloud telephony providers; absent: no webhook.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[webhook]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Shared HMAC-SHA256 key with the provider (at least 16 bytes). Better given through
+    /// `REGULA_WEBHOOK_SECRET` than written in the file.
+    pub secret: dispatch_core::privacy::Sensitive<String>,
+    /// Accepted difference between the provider's timestamp and ours, in seconds.
+    #[serde(default = "default_replay_window")]
+    pub replay_window_seconds: u32,
+}
+
+fn default_replay_window() -> u32 {
+    300
 }
 
 /// `[store]`
@@ -297,6 +321,9 @@ fn hint_for(key: &str) -> Option<&'static str> {
         "store.database_url" => {
             "a SQLite file path such as \"regula.db\" or a postgres:// URL, in quotes"
         }
+        "sip.listen" => "an IP address and port in quotes, e.g. \"0.0.0.0:5060\"",
+        "webhook.secret" => "at least 16 random bytes shared with the provider, in quotes",
+        "webhook.replay_window_seconds" => "a whole number of seconds from 10 to 3600, e.g. 300",
         "dispatch.acceptance_timeout_seconds" => "a whole number of seconds, e.g. 90",
         "dispatch.max_fix_age_seconds" => "a whole number of seconds, e.g. 120",
         "dispatch.recommendation_limit" => "a whole number from 1 to 20, e.g. 5",
@@ -408,6 +435,25 @@ fn apply_environment(config: &mut Config, env: &dyn Environment) -> Result<(), C
             }),
         }
     }
+    if let Some(value) = env.var(ENV_WEBHOOK_SECRET) {
+        if value.len() < MIN_WEBHOOK_SECRET_LEN {
+            problems.push(Problem {
+                key: ENV_WEBHOOK_SECRET.to_owned(),
+                line: None,
+                message: format!("the secret is shorter than {MIN_WEBHOOK_SECRET_LEN} bytes"),
+                hint: hint_for("webhook.secret").map(str::to_owned),
+            });
+        } else {
+            let replay_window_seconds = config
+                .webhook
+                .as_ref()
+                .map_or_else(default_replay_window, |w| w.replay_window_seconds);
+            config.webhook = Some(WebhookConfig {
+                secret: dispatch_core::privacy::Sensitive::new(value),
+                replay_window_seconds,
+            });
+        }
+    }
     if let Some(value) = env.var(ENV_DATABASE_URL) {
         match DatabaseUrl::try_from(value) {
             Ok(url) => config.store.database_url = url,
@@ -459,6 +505,36 @@ fn check_ranges(
             "dispatch.recommendation_limit",
             format!("{} is outside 1–20", d.recommendation_limit),
         );
+    }
+    if let Some(sip) = &config.sip
+        && let Err(errors) = sip.validate()
+    {
+        for e in errors {
+            problems.push(Problem {
+                key: format!("sip.{}", e.key),
+                line: key_line(document, text, &format!("sip.{}", e.key)),
+                message: format!("{} is out of range", e.value),
+                hint: Some(e.hint.to_owned()),
+            });
+        }
+    }
+    if let Some(webhook) = &config.webhook {
+        if webhook.secret.expose().len() < MIN_WEBHOOK_SECRET_LEN {
+            problems.push(Problem {
+                key: "webhook.secret".to_owned(),
+                line: key_line(document, text, "webhook.secret"),
+                message: format!("the secret is shorter than {MIN_WEBHOOK_SECRET_LEN} bytes"),
+                hint: hint_for("webhook.secret").map(str::to_owned),
+            });
+        }
+        if !(10..=3600).contains(&webhook.replay_window_seconds) {
+            problems.push(Problem {
+                key: "webhook.replay_window_seconds".to_owned(),
+                line: key_line(document, text, "webhook.replay_window_seconds"),
+                message: format!("{} s is outside 10–3600 s", webhook.replay_window_seconds),
+                hint: hint_for("webhook.replay_window_seconds").map(str::to_owned),
+            });
+        }
     }
     problems
 }
@@ -722,5 +798,42 @@ shutdown_grace_seconds = \"ten\"
             .dispatch
             .policy();
         assert_eq!(policy.acceptance_timeout, maps::TravelTime::from_secs(45));
+    }
+
+    #[test]
+    fn sip_and_webhook_sections_are_optional_validated_and_secret() {
+        let config = parse("", &no_env()).unwrap();
+        assert!(config.sip.is_none() && config.webhook.is_none());
+        let text = "[sip]\nlisten = \"127.0.0.1:5070\"\nmax_queued_calls = 0\n\n[webhook]\nsecret = \"short\"\n";
+        let errors = parse(text, &no_env()).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0].key, "sip.max_queued_calls");
+        assert_eq!(errors[0].line, Some(3));
+        assert_eq!(errors[1].key, "webhook.secret");
+        let errors = parse("[sip]\nlisen = \"1.2.3.4:5060\"\n", &no_env())
+            .unwrap_err()
+            .0;
+        assert!(
+            errors[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `listen`?")
+        );
+
+        let mut env = no_env();
+        env.insert(ENV_WEBHOOK_SECRET.into(), "0123456789abcdef-secret".into());
+        let config = parse(
+            "[webhook]\nsecret = \"placeholder-placeholder\"\nreplay_window_seconds = 60\n",
+            &env,
+        )
+        .unwrap();
+        let webhook = config.webhook.unwrap();
+        assert_eq!(webhook.secret.expose(), "0123456789abcdef-secret");
+        assert_eq!(webhook.replay_window_seconds, 60);
+        assert!(
+            !format!("{webhook:?}").contains("0123456789"),
+            "the secret stays out of Debug"
+        );
     }
 }

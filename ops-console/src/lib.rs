@@ -6,6 +6,8 @@
 //! - [`config`]: the typed, strict configuration and its checker.
 //! - [`clock`]: the only code that reads the wall clock.
 //! - [`telemetry`]: logs and Prometheus metrics.
+//! - [`telephony`]: the SIP gateway and webhook wired to the engine (call-event pump, call
+//!   connection effects).
 //! - [`engine`]: the one owner of the live dispatch state (decide → persist → apply →
 //!   publish → effects) and its replay at start-up.
 //! - [`coverage`]: city coverage recomputed after every dispatch, with move-up suggestions.
@@ -31,3 +33,4 @@ pub mod server;
 pub mod simulation;
 pub mod store;
 pub mod telemetry;
+pub mod telephony;
