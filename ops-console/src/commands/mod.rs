@@ -4,17 +4,24 @@
 
 mod config_check;
 mod serve;
+mod triage;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, TriageCommand};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Config(ConfigCommand::Check { file, json }) => config_check::run(&file, json),
+        Command::Triage(TriageCommand::Validate { protocols, json }) => {
+            self::triage::validate(protocols.as_deref(), json)
+        }
+        Command::Triage(TriageCommand::Eval { cases, protocols }) => {
+            self::triage::eval(&cases, protocols.as_deref())
+        }
     };
     match result {
         Ok(code) => code,
