@@ -23,6 +23,9 @@ pub enum Command {
     /// Configuración / Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Triage telefónico: protocolos y evaluación por lotes / Telephone triage: protocols and batch evaluation.
+    #[command(subcommand)]
+    Triage(TriageCommand),
     /// Pruebas de rendimiento / Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -65,5 +68,28 @@ pub enum ConfigCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `regula triage …`
+#[derive(Debug, Subcommand)]
+pub enum TriageCommand {
+    /// Valida los protocolos y lista cada problema con archivo y línea / Check the protocols and list every problem with file and line (exit 1 if any).
+    Validate {
+        /// Directorio de protocolos / Protocol directory (`*.toml`); without it, the built-in protocols.
+        #[arg(long, value_name = "DIR")]
+        protocols: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evalúa casos estructurados: un resultado JSON por línea / Evaluate structured cases: one JSON outcome per line (exit 1 only if the file or the protocols are unusable).
+    Eval {
+        /// Archivo de casos / Cases file: a JSON array of cases (see shared/triage/vocabulary.md).
+        #[arg(long, value_name = "FILE")]
+        cases: PathBuf,
+        /// Directorio de protocolos / Protocol directory; without it, the built-in protocols.
+        #[arg(long, value_name = "DIR")]
+        protocols: Option<PathBuf>,
     },
 }

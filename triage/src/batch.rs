@@ -203,13 +203,35 @@ pub fn evaluate_input(set: &ProtocolSet, input: &CaseInput) -> Result<OutcomeLin
             id: id.clone(),
             error: error.clone(),
         }),
-        CaseInput::Case(case) => evaluate_case(set, case)
-            .map(|o| OutcomeLine::new(&case.id, &o))
-            .map_err(|e| ErrorLine {
-                id: serde_json::Value::String(case.id.clone()),
-                error: e.to_string(),
-            }),
+        CaseInput::Case(case) => line_for(set, case).map_err(|e| ErrorLine {
+            id: serde_json::Value::String(case.id.clone()),
+            error: e.to_string(),
+        }),
     }
+}
+
+/// The output line of a case, straight from the finished session (the same values as
+/// [`OutcomeLine::new`] on the full [`Outcome`], without building the full record).
+fn line_for(set: &ProtocolSet, case: &Case) -> Result<OutcomeLine, EvaluateError> {
+    let caller = Caller::new(case.age_years, case.sex, case.pregnancy_weeks)?;
+    let session = set.run(&case.chief_complaint, caller, &case.findings)?;
+    let Some((level, disposition, route)) = session.decision() else {
+        let next = session
+            .next_question()
+            .map(|q| q.finding.to_owned())
+            .unwrap_or_default();
+        return Err(EvaluateError::NotDecided(crate::session::NotDecided {
+            next,
+        }));
+    };
+    Ok(OutcomeLine {
+        id: case.id.clone(),
+        level,
+        disposition,
+        route,
+        protocol: session.protocol().reference().label(),
+        trace: session.line_steps(),
+    })
 }
 
 /// How outcomes compare with the vignettes' expectations.

@@ -408,11 +408,20 @@ fn compile_vocabulary(source: &SourceFile, problems: &mut Problems) -> Option<Vo
     if cx.problems.list.len() > before {
         return None;
     }
+    let derived = findings
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f.kind {
+            FindingKind::Derived(d) => u16::try_from(i).ok().map(|id| (id, d)),
+            _ => None,
+        })
+        .collect();
     Some(Vocabulary {
         version: file.version.into_inner(),
         complaints,
         findings,
         index,
+        derived,
     })
 }
 
@@ -805,7 +814,7 @@ fn compile_questions(
         let text_ok = cx.non_empty(&def.texto, &format!("question text for `{code}`"));
         if text_ok {
             let t = def.texto.get_ref().trim();
-            if !(t.starts_with('¿') && t.ends_with('?')) {
+            if !(t.contains('¿') && t.ends_with('?')) {
                 cx.at(
                     &def.texto,
                     ProblemKind::InvalidValue,
@@ -1041,6 +1050,7 @@ fn compile_rules(
                     file: cx.file.clone(),
                     line,
                     patient,
+                    mentions: cond.findings(),
                     cond,
                     outcome,
                     reason: def.motivo.get_ref().trim().to_owned(),

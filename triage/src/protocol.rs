@@ -199,6 +199,8 @@ pub(crate) struct RuleSpec {
     pub(crate) line: usize,
     pub(crate) patient: PatientCond,
     pub(crate) cond: FindingCond,
+    /// Every finding the condition mentions (`cond.findings()`, cached).
+    pub(crate) mentions: FindingSet,
     pub(crate) outcome: usize,
     pub(crate) reason: String,
     /// Index in the universal file, for vital-threat rules.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::caller::Caller;
 use crate::outcome::{DecidingRule, Determination, Outcome, TraceStep};
 use crate::protocol::{Protocol, Tri};
-use crate::vocabulary::{Derivation, FindingId, FindingKind, FindingSet};
+use crate::vocabulary::{Derivation, FindingId, FindingSet};
 
 /// A question to read to the caller; "sí" means the finding is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +65,20 @@ enum State {
     Decided(usize),
 }
 
+/// One answered question, kept compact; its Spanish effect is written when the trace is
+/// read.
+#[derive(Debug, Clone)]
+struct Step {
+    /// Index in the protocol's questions.
+    question: usize,
+    answer: bool,
+    /// The rule that decided with this answer.
+    decided: Option<usize>,
+    /// Rules this answer made true (without deciding) or false.
+    satisfied: Vec<usize>,
+    ruled_out: Vec<usize>,
+}
+
 /// A triage in progress for one caller and chief complaint. Cheap to clone; owns an `Arc`
 /// of its protocol, so it can live in a console connection.
 #[derive(Debug, Clone)]
@@ -79,8 +93,7 @@ pub struct Session {
     yes: FindingSet,
     derived_known: FindingSet,
     derived_yes: FindingSet,
-    answers: Vec<(FindingId, bool)>,
-    trace: Vec<TraceStep>,
+    steps: Vec<Step>,
     state: State,
 }
 
@@ -89,19 +102,14 @@ impl Session {
         let rules = protocol.rules_for(&caller);
         let mut derived_known = FindingSet::EMPTY;
         let mut derived_yes = FindingSet::EMPTY;
-        for (i, info) in protocol.vocabulary.findings().iter().enumerate() {
-            let Ok(id) = FindingId::try_from(i) else {
-                continue;
+        for &(id, derivation) in protocol.vocabulary.derived() {
+            derived_known.insert(id);
+            let present = match derivation {
+                Derivation::AgeUnder3Months => caller.age_years() < 0.25,
+                Derivation::Pregnancy => caller.is_pregnant(),
             };
-            if let FindingKind::Derived(d) = info.kind {
-                derived_known.insert(id);
-                let present = match d {
-                    Derivation::AgeUnder3Months => caller.age_years() < 0.25,
-                    Derivation::Pregnancy => caller.is_pregnant(),
-                };
-                if present {
-                    derived_yes.insert(id);
-                }
+            if present {
+                derived_yes.insert(id);
             }
         }
         let mut session = Self {
@@ -113,19 +121,25 @@ impl Session {
             yes: derived_yes,
             derived_known,
             derived_yes,
-            answers: Vec::new(),
-            trace: Vec::new(),
+            steps: Vec::new(),
             state: State::Asking(0),
         };
-        session.refresh();
+        session.reevaluate_all();
         session
     }
 
-    /// Recomputes every rule's truth and the state.
-    fn refresh(&mut self) {
+    /// Recomputes every rule's truth and the state (after undo, or at the start).
+    fn reevaluate_all(&mut self) {
         for (slot, &ri) in self.status.iter_mut().zip(&self.rules) {
             *slot = self.protocol.rules[ri].cond.eval(&self.known, &self.yes);
         }
+        self.update_state();
+    }
+
+    /// The state from the rules' truth: the first rule not false decides if it is true;
+    /// otherwise the next question is the first, in written order, about a finding that an
+    /// undecided rule before the first true one still needs.
+    fn update_state(&mut self) {
         let mut relevant = FindingSet::EMPTY;
         for (k, &ri) in self.rules.iter().enumerate() {
             match self.status[k] {
@@ -138,10 +152,7 @@ impl Session {
                     break;
                 }
                 Tri::Unknown => {
-                    let open = self.protocol.rules[ri]
-                        .cond
-                        .findings()
-                        .difference(&self.known);
+                    let open = self.protocol.rules[ri].mentions.difference(&self.known);
                     relevant = relevant.union(&open);
                 }
             }
@@ -222,27 +233,44 @@ impl Session {
                 given: self.protocol.vocabulary.code(id).to_owned(),
             });
         }
-        let before = self.status.clone();
         self.known.insert(id);
         if present {
             self.yes.insert(id);
         }
-        self.answers.push((id, present));
-        self.refresh();
-        let effect = self.describe_effect(&before);
-        let question = &self.protocol.questions[current];
-        self.trace.push(TraceStep {
-            finding: question.code.clone(),
-            question: question.text.clone(),
+        // Only rules that mention the finding can change.
+        let mut step = Step {
+            question: current,
             answer: present,
-            effect,
-        });
+            decided: None,
+            satisfied: Vec::new(),
+            ruled_out: Vec::new(),
+        };
+        for (k, &ri) in self.rules.iter().enumerate() {
+            let rule = &self.protocol.rules[ri];
+            if !rule.mentions.contains(id) {
+                continue;
+            }
+            let now = rule.cond.eval(&self.known, &self.yes);
+            if now != self.status[k] {
+                self.status[k] = now;
+                match now {
+                    Tri::True => step.satisfied.push(ri),
+                    Tri::False => step.ruled_out.push(ri),
+                    Tri::Unknown => {}
+                }
+            }
+        }
+        self.update_state();
+        if let State::Decided(ri) = self.state {
+            step.decided = Some(ri);
+        }
+        self.steps.push(step);
         Ok(())
     }
 
-    fn describe_effect(&self, before: &[Tri]) -> String {
+    fn effect(&self, step: &Step) -> String {
         let rules = &self.protocol.rules;
-        if let State::Decided(ri) = self.state {
+        if let Some(ri) = step.decided {
             let rule = &rules[ri];
             let outcome = &self.protocol.outcomes[rule.outcome];
             return format!(
@@ -250,21 +278,10 @@ impl Session {
                 rule.id, outcome.level, outcome.disposition, rule.reason
             );
         }
-        let mut satisfied = Vec::new();
-        let mut ruled_out = Vec::new();
-        for (k, &ri) in self.rules.iter().enumerate() {
-            if before[k] == self.status[k] {
-                continue;
-            }
-            match self.status[k] {
-                Tri::True => satisfied.push(ri),
-                Tri::False => ruled_out.push(ri),
-                Tri::Unknown => {}
-            }
-        }
         let mut parts = Vec::new();
-        if !satisfied.is_empty() {
-            let names: Vec<_> = satisfied
+        if !step.satisfied.is_empty() {
+            let names: Vec<_> = step
+                .satisfied
                 .iter()
                 .map(|&ri| {
                     let level = self.protocol.outcomes[rules[ri].outcome].level;
@@ -276,8 +293,9 @@ impl Session {
                 names.join(", ")
             ));
         }
-        if !ruled_out.is_empty() {
-            let names: Vec<_> = ruled_out
+        if !step.ruled_out.is_empty() {
+            let names: Vec<_> = step
+                .ruled_out
                 .iter()
                 .map(|&ri| format!("«{}»", rules[ri].id))
                 .collect();
@@ -292,23 +310,66 @@ impl Session {
 
     /// Takes back the last answer (the operator misheard); returns its finding.
     pub fn undo(&mut self) -> Option<String> {
-        let (id, _) = self.answers.pop()?;
-        self.trace.pop();
+        let step = self.steps.pop()?;
         self.known = self.derived_known;
         self.yes = self.derived_yes;
-        for &(f, present) in &self.answers {
-            self.known.insert(f);
-            if present {
-                self.yes.insert(f);
+        for s in &self.steps {
+            let finding = self.protocol.questions[s.question].finding;
+            self.known.insert(finding);
+            if s.answer {
+                self.yes.insert(finding);
             }
         }
-        self.refresh();
-        Some(self.protocol.vocabulary.code(id).to_owned())
+        self.reevaluate_all();
+        Some(self.protocol.questions[step.question].code.clone())
+    }
+
+    /// Number of questions answered so far.
+    pub fn answered(&self) -> usize {
+        self.steps.len()
     }
 
     /// The questions asked so far, their answers and effects.
-    pub fn trace(&self) -> &[TraceStep] {
-        &self.trace
+    pub fn trace(&self) -> Vec<TraceStep> {
+        self.steps
+            .iter()
+            .map(|step| {
+                let q = &self.protocol.questions[step.question];
+                TraceStep {
+                    finding: q.code.clone(),
+                    question: q.text.clone(),
+                    answer: step.answer,
+                    effect: self.effect(step),
+                }
+            })
+            .collect()
+    }
+
+    /// The trace as batch output needs it (finding, answer, effect).
+    pub(crate) fn line_steps(&self) -> Vec<crate::batch::LineStep> {
+        self.steps
+            .iter()
+            .map(|step| crate::batch::LineStep {
+                finding: self.protocol.questions[step.question].code.clone(),
+                answer: step.answer,
+                effect: self.effect(step),
+            })
+            .collect()
+    }
+
+    /// The deciding rule's level, disposition and route, without building the full record.
+    pub(crate) fn decision(
+        &self,
+    ) -> Option<(
+        crate::codes::Level,
+        crate::codes::Disposition,
+        Option<crate::codes::Route>,
+    )> {
+        let State::Decided(ri) = self.state else {
+            return None;
+        };
+        let o = &self.protocol.outcomes[self.protocol.rules[ri].outcome];
+        Some((o.level, o.disposition, o.route.for_caller(&self.caller)))
     }
 
     /// The outcome, once a rule has decided.
@@ -343,7 +404,7 @@ impl Session {
                     line: rule.line,
                 },
             },
-            trace: self.trace.clone(),
+            trace: self.trace(),
             operator_override: None,
         })
     }

@@ -181,6 +181,16 @@ impl ProtocolSet {
         caller: Caller,
         findings: &[S],
     ) -> Result<Outcome, EvaluateError> {
+        Ok(self.run(complaint, caller, findings)?.outcome()?)
+    }
+
+    /// Runs a whole triage and returns the finished session.
+    pub(crate) fn run<S: AsRef<str>>(
+        &self,
+        complaint: &str,
+        caller: Caller,
+        findings: &[S],
+    ) -> Result<Session, EvaluateError> {
         let mut present = FindingSet::EMPTY;
         for code in findings {
             let code = code.as_ref();
@@ -222,6 +232,11 @@ impl ProtocolSet {
         while let Some(id) = session.current_finding() {
             session.answer_id(id, present.contains(id))?;
         }
-        Ok(session.outcome()?)
+        if let Some(next) = session.next_question() {
+            return Err(EvaluateError::NotDecided(NotDecided {
+                next: next.finding.to_owned(),
+            }));
+        }
+        Ok(session)
     }
 }

@@ -138,6 +138,8 @@ pub struct Vocabulary {
     pub(crate) complaints: Vec<(String, String)>,
     pub(crate) findings: Vec<FindingInfo>,
     pub(crate) index: HashMap<String, FindingId>,
+    /// The derived findings and how each is derived.
+    pub(crate) derived: Vec<(FindingId, Derivation)>,
 }
 
 impl Vocabulary {
@@ -163,6 +165,10 @@ impl Vocabulary {
         self.index
             .get(code)
             .map(|id| &self.findings[usize::from(*id)])
+    }
+
+    pub(crate) fn derived(&self) -> &[(FindingId, Derivation)] {
+        &self.derived
     }
 
     pub(crate) fn id(&self, code: &str) -> Option<FindingId> {

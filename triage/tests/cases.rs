@@ -73,6 +73,14 @@ fn no_vignette_rated_level_one_or_two_is_under_triaged_and_agreement_is_reported
         let input = CaseInput::Case(Box::new(case.clone()));
         let line =
             evaluate_input(set, &input).unwrap_or_else(|e| panic!("{}: {}", case.id, e.error));
+        // The fast batch path gives exactly the line of the full outcome record.
+        let full = triage::batch::evaluate_case(set, case).unwrap();
+        assert_eq!(
+            line,
+            triage::batch::OutcomeLine::new(&case.id, &full),
+            "{}",
+            case.id
+        );
         reached.insert(line.disposition);
         let expected = case.expected.unwrap();
         agreement.record(&case.id, &expected, &line);

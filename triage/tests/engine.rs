@@ -434,3 +434,11 @@ fn violence_routes_to_the_emergency_department_or_to_safety_first() {
             .any(|i| i.contains("No enfrente al agresor"))
     );
 }
+
+#[test]
+fn sessions_and_outcomes_can_live_in_a_console_connection_task() {
+    fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+    assert_send_sync_static::<triage::Session>();
+    assert_send_sync_static::<triage::Outcome>();
+    assert_send_sync_static::<triage::ProtocolSet>();
+}

@@ -6,11 +6,12 @@ pub mod bench_crash;
 pub mod bench_dispatch;
 mod config_check;
 mod serve;
+mod triage;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, TriageCommand};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -19,6 +20,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { file, json }) => config_check::run(&file, json),
         Command::Bench(BenchCommand::Dispatch(args)) => bench_dispatch::run(&args),
         Command::Bench(BenchCommand::Crash(args)) => bench_crash::run(&args),
+        Command::Triage(TriageCommand::Validate { protocols, json }) => {
+            self::triage::validate(protocols.as_deref(), json)
+        }
+        Command::Triage(TriageCommand::Eval { cases, protocols }) => {
+            self::triage::eval(&cases, protocols.as_deref())
+        }
     };
     match result {
         Ok(code) => code,
