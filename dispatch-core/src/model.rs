@@ -204,6 +204,17 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// The priority of a Resolución 5596 level: I → critical, II → high, III → medium,
+    /// IV–V (and anything else) → low.
+    pub fn from_level(level: u8) -> Self {
+        match level {
+            1 => Self::Critical,
+            2 => Self::High,
+            3 => Self::Medium,
+            _ => Self::Low,
+        }
+    }
+
     /// All priorities, most urgent first.
     pub const ALL: [Self; 4] = [Self::Critical, Self::High, Self::Medium, Self::Low];
 
@@ -275,6 +286,68 @@ pub struct Assessment {
     pub protocol: String,
     /// Short summary for consoles (Spanish).
     pub summary: String,
+    /// The full triage record (caller data, protocol hashes, trace, operator override)
+    /// when the assessment came from a telephone triage; kept with the incident for audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Box<triage::Outcome>>,
+}
+
+impl Assessment {
+    /// The assessment a telephone triage produced, with its whole record.
+    pub fn from_triage(outcome: &triage::Outcome) -> Self {
+        let level = outcome.level().number();
+        let referral = |modality| Disposition::Referral { modality };
+        let disposition = match outcome.disposition() {
+            triage::Disposition::AmbulanciaTam => Disposition::Ambulance {
+                unit: crate::fleet::UnitKind::Tam,
+            },
+            triage::Disposition::AmbulanciaTab => Disposition::Ambulance {
+                unit: crate::fleet::UnitKind::Tab,
+            },
+            triage::Disposition::UrgenciasPorSusMedios => {
+                referral(ReferralKind::EmergencyDepartmentOwnMeans)
+            }
+            triage::Disposition::ConsultaPrioritaria => referral(ReferralKind::PriorityConsult),
+            triage::Disposition::ConsultaDomiciliaria => referral(ReferralKind::HomeVisit),
+            triage::Disposition::TeleconsultaPediatria => {
+                referral(ReferralKind::TeleconsultPaediatrics)
+            }
+            triage::Disposition::TeleconsultaObstetricia => {
+                referral(ReferralKind::TeleconsultObstetrics)
+            }
+            triage::Disposition::TeleconsultaPsicologia => {
+                referral(ReferralKind::TeleconsultPsychology)
+            }
+            triage::Disposition::TeleconsultaGeneral => referral(ReferralKind::TeleconsultGeneral),
+            triage::Disposition::ConsultaProgramada => referral(ReferralKind::ScheduledConsult),
+            triage::Disposition::OrientacionAutocuidado => referral(ReferralKind::SelfCare),
+        };
+        let route = outcome.route();
+        Self {
+            level,
+            priority: Priority::from_level(level),
+            disposition,
+            capability: route.map(capability_for_route),
+            route: route.map(|r| r.code().to_owned()),
+            protocol: outcome.protocol_record(),
+            summary: outcome.summary(),
+            triage: Some(Box::new(outcome.clone())),
+        }
+    }
+}
+
+/// The destination capability a specialty route needs.
+pub fn capability_for_route(route: triage::Route) -> Capability {
+    match route {
+        triage::Route::Acv => Capability::Stroke,
+        triage::Route::Sca => Capability::Coronary,
+        triage::Route::Trauma => Capability::Trauma,
+        triage::Route::MaternoPerinatal => Capability::Obstetric,
+        triage::Route::Pediatria => Capability::Paediatric,
+        triage::Route::SaludMental => Capability::MentalHealth,
+        triage::Route::Intoxicacion => Capability::Toxicology,
+        triage::Route::Violencias => Capability::ViolenceCare,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2052,17 +2052,13 @@ fn check_patient(patient: &crate::model::Patient) -> Result<(), Rejection> {
 }
 
 fn check_assessment(a: &crate::model::Assessment) -> Result<(), Rejection> {
-    let expected = match a.level {
-        1 => Priority::Critical,
-        2 => Priority::High,
-        3 => Priority::Medium,
-        4 | 5 => Priority::Low,
-        other => {
-            return Err(input(format!(
-                "triage level {other} is not between 1 (I) and 5 (V)"
-            )));
-        }
-    };
+    if !(1..=5).contains(&a.level) {
+        return Err(input(format!(
+            "triage level {} is not between 1 (I) and 5 (V)",
+            a.level
+        )));
+    }
+    let expected = Priority::from_level(a.level);
     if a.priority != expected {
         return Err(input(format!(
             "priority {:?} does not match triage level {} (expected {expected:?})",
@@ -2070,5 +2066,17 @@ fn check_assessment(a: &crate::model::Assessment) -> Result<(), Rejection> {
         )));
     }
     text("protocol", &a.protocol)?;
+    if let Some(record) = &a.triage {
+        let derived = crate::model::Assessment::from_triage(record);
+        if derived.level != a.level
+            || derived.disposition != a.disposition
+            || derived.capability != a.capability
+            || derived.route != a.route
+        {
+            return Err(input(
+                "the assessment disagrees with its own triage record (level, disposition or route)",
+            ));
+        }
+    }
     Ok(())
 }

@@ -35,23 +35,37 @@ use tokio::sync::broadcast;
 
 use crate::engine::{CommandKey, EngineError, EngineHandle};
 
+pub mod triage;
+
 /// What the API handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     engine: EngineHandle,
     demand: Arc<Vec<DemandCell>>,
+    triage: Arc<triage::TriageState>,
 }
 
 impl ApiState {
     /// The API over a running engine; `demand` weights the coverage view (empty: coverage
-    /// is computed over no cells and says so).
-    pub fn new(engine: EngineHandle, demand: Arc<Vec<DemandCell>>) -> Self {
-        Self { engine, demand }
+    /// is computed over no cells and says so); `protocols` drive the guided triage.
+    pub fn new(
+        engine: EngineHandle,
+        demand: Arc<Vec<DemandCell>>,
+        protocols: &'static ::triage::ProtocolSet,
+        clock: Arc<dyn maps::Clock>,
+    ) -> Self {
+        let triage = Arc::new(triage::TriageState::new(protocols, engine.clone(), clock));
+        Self {
+            engine,
+            demand,
+            triage,
+        }
     }
 }
 
 /// The `/api/v1` routes.
 pub fn router(state: ApiState) -> Router {
+    let triage = triage::router(state.triage.clone());
     Router::new()
         .route("/api/v1/commands", post(post_command))
         .route("/api/v1/calls", get(calls))
@@ -66,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/coverage", get(coverage))
         .route("/api/v1/stream", get(stream))
         .with_state(state)
+        .merge(triage)
 }
 
 /// An API failure, answered once with a JSON body and a status.

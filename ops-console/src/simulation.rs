@@ -241,6 +241,7 @@ pub fn ambulance_assessment(kind: UnitKind, capability: Option<Capability>) -> A
         route: None,
         protocol: "simulacion@1".into(),
         summary: "Valoración simulada".into(),
+        triage: None,
     }
 }
 

@@ -149,6 +149,7 @@ pub fn assessment(
         route: capability.map(|c| format!("{c:?}").to_lowercase()),
         protocol: "sintomas_neurologicos@1#test".into(),
         summary: "Prueba".into(),
+        triage: None,
     }
 }
 

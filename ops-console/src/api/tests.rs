@@ -28,6 +28,7 @@ async fn api() -> Api {
     let clock = Arc::new(ManualClock::new(
         Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap(),
     ));
+    let clock_handle: Arc<dyn maps::Clock> = clock.clone();
     let (engine, _) = Engine::start(
         store,
         clock,
@@ -38,13 +39,19 @@ async fn api() -> Api {
     .await
     .unwrap();
     let (handle, _task) = engine.spawn();
+    let clock_for_api = clock_handle.clone();
     let demand = SyntheticCity::new(BOGOTA_URBAN, 5)
         .demand_cells(50)
         .into_iter()
         .collect();
     Api {
         _dir: dir,
-        router: router(ApiState::new(handle, Arc::new(demand))),
+        router: router(ApiState::new(
+            handle,
+            Arc::new(demand),
+            ::triage::ProtocolSet::builtin().unwrap(),
+            clock_for_api,
+        )),
     }
 }
 
@@ -278,4 +285,175 @@ async fn queued_calls_show_how_long_they_have_waited() {
     assert_eq!(status, StatusCode::OK, "{calls}");
     assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
     assert_eq!(calls[0]["wait_seconds"], 30.0);
+}
+
+async fn post_to(api: &Api, uri: &str, body: &Value) -> (StatusCode, Value) {
+    send(
+        api,
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_operator_triages_a_chest_pain_call_question_by_question_and_records_it() {
+    let api = api().await;
+    let (status, complaints) = get(&api, "/api/v1/triage/complaints").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(complaints.as_array().unwrap().len() >= 32);
+    assert!(
+        complaints
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["complaint"] == "dolor_toracico")
+    );
+    let (status, mut view) = post_to(
+        &api,
+        "/api/v1/triage/sessions",
+        &json!({"complaint": "dolor_toracico", "age_years": 58, "sex": "M"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let session = view["session"].as_u64().unwrap();
+    // Vital threats first, then the chest-pain questions; say yes to pressing pain and
+    // sweating, no to the rest.
+    assert_eq!(
+        view["question"]["file"], "protocols/amenazas_vitales.toml",
+        "vital threats come first: {view}"
+    );
+    let mut asked = 0;
+    while view["outcome"].is_null() {
+        let finding = view["question"]["finding"].as_str().unwrap().to_owned();
+        assert!(!view["question"]["why"].as_str().unwrap().is_empty());
+        let present = matches!(finding.as_str(), "dolor_opresivo" | "diaforesis");
+        let (status, next) = post_to(
+            &api,
+            &format!("/api/v1/triage/sessions/{session}/answers"),
+            &json!({"finding": finding, "present": present}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{next}");
+        view = next;
+        asked += 1;
+        assert!(asked < 80, "the triage must end");
+    }
+    let outcome = view["outcome"].clone();
+    assert_eq!(outcome["computed"]["route"], "sca", "{outcome}");
+    assert!(
+        outcome["computed"]["level"] == "I" || outcome["computed"]["level"] == "II",
+        "{outcome}"
+    );
+    // Lowering urgency needs a reason.
+    let (status, body) = post_to(
+        &api,
+        &format!("/api/v1/triage/sessions/{session}/override"),
+        &json!({"level": "V", "disposition": "orientacion_autocuidado", "route": null, "reason": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exige un motivo"),
+        "{body}"
+    );
+
+    let (status, body) = post(
+        &api,
+        &json!({"key": "open", "command": {
+            "command": "open_incident", "call": null, "operator": "ana.rojas",
+            "summary": "Dolor torácico", "location": null}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_to(
+        &api,
+        &format!("/api/v1/triage/sessions/{session}/record"),
+        &json!({"key": "triage-1", "incident": "INC-000001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["event"], "assessed");
+    let (_, incident) = get(&api, "/api/v1/incidents/INC-000001").await;
+    assert_eq!(incident["assessment"]["route"], "sca");
+    assert_eq!(
+        incident["assessment"]["triage"]["complaint"],
+        "dolor_toracico"
+    );
+    assert!(
+        incident["assessment"]["triage"]["trace"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
+    assert_eq!(incident["status"]["status"], "awaiting_unit", "{incident}");
+    // The session is closed once recorded.
+    let (status, _) = get(&api, &format!("/api/v1/triage/sessions/{session}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_triage_requests_are_refused_with_the_reason() {
+    let api = api().await;
+    let cases = [
+        (
+            json!({"complaint": "dolor_toracic", "age_years": 40, "sex": "F"}),
+            StatusCode::BAD_REQUEST,
+            "dolor_toracico",
+        ),
+        (
+            json!({"complaint": "embarazo_sangrado", "age_years": 30, "sex": "M", "pregnancy_weeks": 20}),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            json!({"complaint": "cefalea", "age_years": -3, "sex": "F"}),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            json!({"complaint": "cefalea", "age_years": 30, "sex": "W"}),
+            StatusCode::BAD_REQUEST,
+            "unknown variant `W`",
+        ),
+    ];
+    for (body, expected, text) in cases {
+        let (status, reply) = post_to(&api, "/api/v1/triage/sessions", &body).await;
+        assert_eq!(status, expected, "{body} → {reply}");
+        assert!(
+            reply["error"]["message"].as_str().unwrap().contains(text),
+            "{body} → {reply}"
+        );
+    }
+    let (_, view) = post_to(
+        &api,
+        "/api/v1/triage/sessions",
+        &json!({"complaint": "cefalea", "age_years": 30, "sex": "F"}),
+    )
+    .await;
+    let session = view["session"].as_u64().unwrap();
+    let (status, reply) = post_to(
+        &api,
+        &format!("/api/v1/triage/sessions/{session}/answers"),
+        &json!({"finding": "dolor_opresivo_inventado", "present": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let (status, _) = post_to(
+        &api,
+        &format!("/api/v1/triage/sessions/{session}/record"),
+        &json!({"key": "r", "incident": "INC-000001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "no outcome yet");
+    let (status, _) = get(&api, "/api/v1/triage/sessions/999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&api, "/api/v1/triage/sessions/abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

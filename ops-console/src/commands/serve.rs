@@ -161,7 +161,14 @@ impl System {
         let pump = telephony::spawn_pump(engine.clone(), clock.clone(), call_rx, pump_stop);
         let demand: Arc<Vec<DemandCell>> = Arc::new(Vec::new());
         let coverage = coverage::spawn_watch(engine.clone(), travel, demand.clone());
-        let mut api = api::router(ApiState::new(engine.clone(), demand));
+        let protocols = ::triage::ProtocolSet::builtin()
+            .map_err(|e| anyhow::anyhow!("the built-in triage protocols are invalid: {e}"))?;
+        let mut api = api::router(ApiState::new(
+            engine.clone(),
+            demand,
+            protocols,
+            clock.clone(),
+        ));
         if let Some(webhook) = &config.webhook {
             let state = WebhookState::new(
                 webhook.secret.clone(),
