@@ -18,7 +18,8 @@ use geo::Contains;
 use maps::BoundingBox;
 use ops_console::clock::Stopwatch;
 use ops_console::region::{
-    OccupancySource, RegionPack, RegionWarning, Subred, UPZ_FILE, UrbanFootprint, YearMonth,
+    DEFAULT_FLEET_SEED, OccupancySource, PackSources, RegionPack, RegionWarning, Subred, UPZ_FILE,
+    UrbanFootprint, YearMonth,
 };
 
 const PACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
@@ -40,6 +41,31 @@ fn pack() -> &'static RegionPack {
         println!("region pack loaded in {:?}", watch.elapsed());
         pack
     })
+}
+
+/// Prints how long reading and building the pack take (median of 3), for the record:
+/// `cargo test --release -p ops-console --test region_pack -- --nocapture load_time`.
+/// Nothing is asserted about the time (measured, not asserted).
+#[test]
+fn load_time_is_measured_on_the_real_pack() {
+    let mut read = Vec::new();
+    let mut parse = Vec::new();
+    let mut last_pack = None;
+    for _ in 0..3 {
+        let watch = Stopwatch::start();
+        let sources = PackSources::read(pack_dir()).unwrap();
+        read.push(watch.elapsed());
+        let watch = Stopwatch::start();
+        last_pack = Some(RegionPack::from_sources(&sources, DEFAULT_FLEET_SEED).unwrap());
+        parse.push(watch.elapsed());
+    }
+    read.sort();
+    parse.sort();
+    println!(
+        "region pack: read files {:?}, parse and build {:?} (median of 3; min {:?} + {:?})",
+        read[1], parse[1], read[0], parse[0]
+    );
+    assert_eq!(last_pack.unwrap().fleet(), pack().fleet());
 }
 
 #[test]

@@ -803,7 +803,123 @@ impl fmt::Display for RegionSummary {
 
 #[cfg(test)]
 mod tests {
+    use super::geography::tests::{collection, square_feature};
     use super::*;
+
+    /// A tiny but complete pack: Usaquén and La Candelaria as squares (plus a rural
+    /// Sumapaz), one UPZ covering both, three EDs, 100 incidents, 11 ambulances.
+    fn tiny_sources() -> PackSources {
+        let hours: Vec<String> = (0..24)
+            .map(|h| format!("\"{h}\": {}", if h == 9 { 8 } else { 4 }))
+            .collect();
+        PackSources {
+            facilities: "sede_nombre;direccion;Longitud;Latitud;Localidad;Subred;telefono;email;Naturaleza jurídica;Complejidad\n\
+                Unidad de Servicios de Salud Usaquén;CL 1;-74,045;4,715;Usaquén;Norte;1;subrednorte@saludcapital.gov.co;Pública;ALTA\n\
+                Clínica Candelaria;CL 2;4,60;-74,07;La Candelaria;Centro Oriente;2;c@c.co;Privada;BAJA\n\
+                Clínica Mal Ubicada;CL 3;-74,065;4,595;Usaquén;Norte;3;m@m.co;Privada;MEDIANA\n"
+                .to_owned(),
+            localidades: collection(&[
+                square_feature("USAQUEN", "01", -74.06, 4.70, 0.03),
+                square_feature("CANDELARIA", "17", -74.08, 4.59, 0.02),
+                square_feature("SUMAPAZ", "20", -74.20, 4.00, 0.10),
+            ]),
+            upz: r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"UPlCodigo":"UPZ1"},"geometry":{"type":"Polygon","coordinates":[[[-74.1,4.58],[-74.0,4.58],[-74.0,4.74],[-74.1,4.74],[-74.1,4.58]]]}}]}"#
+                .to_owned(),
+            demand: format!(
+                r#"{{"fuente":"prueba","periodo":{{"desde":"2026-06-01","hasta":"2026-06-11"}},"incidentes":100,
+                "conteoPorHora":{{{}}},"porLocalidad":{{"USAQUÉN":60,"LA CANDELARIA":40}},
+                "porPrioridad":{{"Critica":25,"Alta":50,"Media":15,"Baja":10}}}}"#,
+                hours.join(",")
+            ),
+            fleet: "Tipo de ambulancia;Naturaleza;Cantidad;%;Tasa\n\
+                Básica;Privada;6;;\nMedicalizada;Privada;2;;\nBásica;Pública;2;;\nMedicalizada;Pública;1;;\nTotal;Total;11;;\n"
+                .to_owned(),
+            occupancy: "Año;Mes;Total RISS;Centro Oriente;Norte;Sur;Sur Occidente\n\
+                2025;Septiembre;132,52%;78,91%;110,55%;159,42%;197,42%\n"
+                .to_owned(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_tiny_pack_builds_completely_from_text() {
+        let pack = RegionPack::from_sources(&tiny_sources(), 9).unwrap();
+        let s = pack.summary();
+        assert_eq!(
+            (
+                s.facilities,
+                s.facilities_high,
+                s.facilities_medium,
+                s.facilities_low
+            ),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(
+            (s.localidades, s.urban_localidades, s.demand_incidents),
+            (3, 2, 100)
+        );
+        assert_eq!(
+            (
+                s.units,
+                s.tab_private,
+                s.tab_public,
+                s.tam_private,
+                s.tam_public
+            ),
+            (11, 6, 2, 2, 1)
+        );
+        assert_eq!(s.public_eds_with_occupancy, 1);
+        assert_eq!(pack.demand().days, 10);
+        let total: f64 = pack.demand_cells().iter().map(|c| c.weight).sum();
+        assert!((total - 100.0).abs() < 1e-9, "{total}");
+        let kinds: Vec<&str> = pack
+            .warnings()
+            .iter()
+            .map(|w| match w {
+                RegionWarning::SwappedCoordinates { .. } => "swapped",
+                RegionWarning::FacilityOutsideItsLocalidad { .. } => "outside",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["swapped", "outside"], "{:#?}", pack.warnings());
+        assert!(
+            pack.warnings()[1]
+                .to_string()
+                .contains("found in CANDELARIA"),
+            "{}",
+            pack.warnings()[1]
+        );
+        assert!(s.to_string().contains("132,52 %"), "{s}");
+        assert_eq!(pack.unit_registrations().count(), 11);
+        assert_eq!(pack.facility_registrations().count(), 3);
+    }
+
+    #[test]
+    fn an_error_in_any_file_names_that_file() {
+        let mut sources = tiny_sources();
+        sources.demand = sources.demand.replace("LA CANDELARIA", "CANDELARIA VIEJA");
+        let err = RegionPack::from_sources(&sources, 9).unwrap_err();
+        assert!(
+            matches!(err, RegionError::UnknownLocalidad { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(DEMAND_FILE), "{err}");
+
+        let mut sources = tiny_sources();
+        sources.fleet = sources.fleet.replace("Total;Total;11", "Total;Total;12");
+        let err = RegionPack::from_sources(&sources, 9).unwrap_err();
+        assert!(err.to_string().starts_with(FLEET_FILE), "{err}");
+
+        let mut sources = tiny_sources();
+        sources.upz = "[]".to_owned();
+        let err = RegionPack::from_sources(&sources, 9).unwrap_err();
+        assert!(err.to_string().starts_with(UPZ_FILE), "{err}");
+
+        let mut sources = tiny_sources();
+        sources.occupancy = sources.occupancy.replace("132,52%", "alto");
+        let err = RegionPack::from_sources(&sources, 9).unwrap_err();
+        assert!(err.to_string().starts_with(OCCUPANCY_FILE), "{err}");
+    }
 
     #[test]
     fn subred_names_parse_loosely_and_cover_every_localidad_code() {
