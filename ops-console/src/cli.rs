@@ -38,6 +38,8 @@ pub enum BenchCommand {
     Dispatch(crate::commands::bench_dispatch::BenchDispatchArgs),
     /// Prueba de caídas / Crash test: kill -9 the server under load, check nothing is lost or duplicated.
     Crash(crate::commands::bench_crash::BenchCrashArgs),
+    /// Carga SIP / SIP load: calls per second through gateway, engine and log (needs sipp).
+    Load(crate::commands::bench_load::BenchLoadArgs),
 }
 
 /// `regula serve`

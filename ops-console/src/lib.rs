@@ -12,6 +12,8 @@
 //!   publish → effects) and its replay at start-up.
 //! - [`coverage`]: city coverage recomputed after every dispatch, with move-up suggestions.
 //! - [`store`]: the append-only event log, command keys and outbox (SQLite or PostgreSQL).
+//! - [`system`]: the running system (log, engine, telephony doors, background tasks),
+//!   started and stopped as one.
 //! - [`server`]: HTTP routes, middleware and graceful shutdown.
 //! - [`region`]: the Bogotá region pack (real EDs, localidades, Línea 123 demand, fleet
 //!   with synthetic bases, ED occupancy) read from a data directory.
@@ -32,5 +34,6 @@ pub mod region;
 pub mod server;
 pub mod simulation;
 pub mod store;
+pub mod system;
 pub mod telemetry;
 pub mod telephony;

@@ -186,7 +186,7 @@ impl SipGateway {
             local: bound.local,
             commands: commands_tx,
             depth,
-            task,
+            task: std::sync::Mutex::new(Some(task)),
         })
     }
 }
@@ -197,7 +197,7 @@ pub struct GatewayHandle {
     local: SocketAddr,
     commands: mpsc::Sender<Command>,
     depth: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl GatewayHandle {
@@ -256,8 +256,9 @@ impl GatewayHandle {
     /// Stops gracefully: new INVITEs get 503; waiting calls get 503 (so carriers can
     /// re-route them) and are reported abandoned; connected calls are hung up on both legs
     /// and reported ended; then the gateway waits up to `shutdown_grace_ms` for those
-    /// transactions to complete and closes its sockets.
-    pub async fn shutdown(self) -> Result<(), GatewayError> {
+    /// transactions to complete and closes its sockets. Takes `&self` so that a handle
+    /// shared with effect executors can still be shut down; a second call returns at once.
+    pub async fn shutdown(&self) -> Result<(), GatewayError> {
         let (reply, done) = oneshot::channel();
         if self
             .commands
@@ -267,9 +268,15 @@ impl GatewayHandle {
         {
             let _ = done.await;
         }
-        self.task
-            .await
-            .map_err(|e| GatewayError::Task(e.to_string()))
+        let task = self
+            .task
+            .lock()
+            .map_err(|_| GatewayError::Task("task lock poisoned".into()))?
+            .take();
+        match task {
+            Some(task) => task.await.map_err(|e| GatewayError::Task(e.to_string())),
+            None => Ok(()),
+        }
     }
 }
 

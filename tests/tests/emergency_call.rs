@@ -152,3 +152,22 @@ fn a_sip_call_with_location_is_queued_taken_connected_and_ended() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_sip_load_benchmark_runs_calls_through_the_whole_system() {
+    let output = Command::new(regula_tests::regula_binary())
+        .args(["bench", "load", "--cps", "10", "--seconds", "2", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(figures["calls"], 20);
+    assert_eq!(figures["failed"], 0, "{figures}");
+    assert_eq!(figures["ended"], 20, "{figures}");
+    assert!(figures["queue_latency_ms_p99"].as_f64().unwrap() >= 0.0);
+}

@@ -4,6 +4,7 @@
 
 pub mod bench_crash;
 pub mod bench_dispatch;
+pub mod bench_load;
 mod config_check;
 mod serve;
 mod triage;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { file, json }) => config_check::run(&file, json),
         Command::Bench(BenchCommand::Dispatch(args)) => bench_dispatch::run(&args),
         Command::Bench(BenchCommand::Crash(args)) => bench_crash::run(&args),
+        Command::Bench(BenchCommand::Load(args)) => bench_load::run(&args),
         Command::Triage(TriageCommand::Validate { protocols, json }) => {
             self::triage::validate(protocols.as_deref(), json)
         }

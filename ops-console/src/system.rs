@@ -1,0 +1,171 @@
+//! The running system behind the HTTP server: event log, engine, telephony doors and
+//! background tasks, started in dependency order and stopped in reverse. `regula serve`
+//! runs it behind its HTTP server; benchmarks and the demo drive it in-process.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use dispatch_core::recommend::DemandCell;
+use dispatch_core::{StraightLine, TravelTimes};
+use maps::Clock;
+use telephony_gateway::webhook::WebhookState;
+use telephony_gateway::{GatewayHandle, SipGateway};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, ApiState};
+use crate::clock::Stopwatch;
+use crate::config::Config;
+use crate::coverage;
+use crate::engine::{CommandKey, Engine, EngineConfig, EngineHandle};
+use crate::store::EventStore;
+use crate::telephony;
+
+/// Everything behind the HTTP server: the event log, the engine, the telephony doors and
+/// the background tasks, started in dependency order and stopped in reverse.
+#[derive(Debug)]
+pub struct System {
+    store: EventStore,
+    engine: EngineHandle,
+    engine_task: tokio::task::JoinHandle<()>,
+    gateway: Option<Arc<GatewayHandle>>,
+    pump: tokio::task::JoinHandle<()>,
+    stop_pump: watch::Sender<bool>,
+    coverage: tokio::task::JoinHandle<()>,
+}
+
+impl System {
+    /// The engine, for in-process drivers (benchmarks, the demo's simulation).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// Opens the log, starts the SIP gateway (if configured), replays the log into the
+    /// engine, and returns the system with its API routes.
+    pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Self, Router)> {
+        let store = EventStore::open(&config.store.database_url.location()).await?;
+        let travel: Arc<dyn TravelTimes + Send + Sync> = Arc::new(StraightLine::default());
+        let (call_tx, call_rx) = mpsc::channel(telephony::CALL_EVENT_CHANNEL);
+        let gateway = match config.sip.clone() {
+            Some(sip) => {
+                let listen = sip.listen;
+                let handle = SipGateway::start_instrumented(
+                    sip,
+                    clock.clone(),
+                    call_tx.clone(),
+                    Some(Arc::new(Stopwatch::start())),
+                )
+                .await
+                .with_context(|| format!("cannot start the SIP gateway on {listen}"))?;
+                Some(Arc::new(handle))
+            }
+            None => None,
+        };
+        let effects =
+            telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), None);
+        let (engine, replay) = Engine::start(
+            store.clone(),
+            clock.clone(),
+            travel.clone(),
+            Some(Arc::new(effects)),
+            EngineConfig {
+                policy: config.dispatch.policy(),
+                ..EngineConfig::default()
+            },
+        )
+        .await
+        .context("cannot rebuild the dispatch state from the event log")?;
+        tracing::info!(
+            store = store.backend().name(),
+            events = replay.events,
+            last_seq = replay.last_seq,
+            timers = replay.timers,
+            millis = replay.millis,
+            "event log replayed"
+        );
+        let (engine, engine_task) = engine.spawn();
+        if gateway.is_some() {
+            close_stale_calls(&engine, clock.as_ref()).await;
+        }
+        let (stop_pump, pump_stop) = watch::channel(false);
+        let pump = telephony::spawn_pump(engine.clone(), clock.clone(), call_rx, pump_stop);
+        let demand: Arc<Vec<DemandCell>> = Arc::new(Vec::new());
+        let coverage = coverage::spawn_watch(engine.clone(), travel, demand.clone());
+        let protocols = ::triage::ProtocolSet::builtin()
+            .map_err(|e| anyhow::anyhow!("the built-in triage protocols are invalid: {e}"))?;
+        let mut api = api::router(ApiState::new(
+            engine.clone(),
+            demand,
+            protocols,
+            clock.clone(),
+        ));
+        if let Some(webhook) = &config.webhook {
+            let state = WebhookState::new(
+                webhook.secret.clone(),
+                clock,
+                call_tx,
+                webhook.replay_window_seconds,
+            );
+            api = api.merge(telephony_gateway::webhook::router(Arc::new(state)));
+        }
+        let system = Self {
+            store,
+            engine,
+            engine_task,
+            gateway,
+            pump,
+            stop_pump,
+            coverage,
+        };
+        Ok((system, api))
+    }
+
+    /// The SIP gateway's bound address, when SIP is on.
+    pub fn sip_addr(&self) -> Option<std::net::SocketAddr> {
+        self.gateway.as_ref().map(|g| g.local_addr())
+    }
+
+    /// The doors close first: waiting SIP calls get 503 (carriers re-route them) and their
+    /// end is recorded; the pump records what is left; then the engine finishes its current
+    /// command and stops, and the log is closed cleanly.
+    pub async fn stop(self) {
+        if let Some(gateway) = &self.gateway
+            && let Err(e) = gateway.shutdown().await
+        {
+            tracing::error!(error = %e, "the SIP gateway did not stop cleanly");
+        }
+        let _ = self.stop_pump.send(true);
+        let _ = self.pump.await;
+        self.coverage.abort();
+        let _ = self.coverage.await;
+        drop(self.engine);
+        if let Err(e) = self.engine_task.await {
+            tracing::error!(error = %e, "the engine task failed");
+        }
+        self.store.close().await;
+    }
+}
+
+/// After a restart, SIP calls the log still shows as waiting have lost their signalling
+/// (it lived in the process that stopped): record them as abandoned so the queue is true.
+async fn close_stale_calls(engine: &EngineHandle, clock: &dyn Clock) {
+    let stale = engine
+        .query(|state, _, _| telephony::stale_sip_calls(state))
+        .await
+        .unwrap_or_default();
+    for call in stale {
+        let event = dispatch_core::intake::CallEvent::Abandoned {
+            call: call.clone(),
+            at: clock.now(),
+        };
+        let key: CommandKey = telephony::call_event_key(&event);
+        if let Err(e) = engine
+            .command(key, dispatch_core::Command::RecordCallEvent { event })
+            .await
+        {
+            tracing::warn!(%call, error = %e, "cannot close a call left from before the restart");
+        } else {
+            tracing::warn!(%call, "a call waiting before the restart was lost with its signalling");
+        }
+    }
+}
