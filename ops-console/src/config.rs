@@ -40,6 +40,31 @@ pub struct Config {
     pub sip: Option<telephony_gateway::SipConfig>,
     /// The signed webhook for cloud telephony providers; absent: no webhook.
     pub webhook: Option<WebhookConfig>,
+    /// The region pack (emergency departments, fleet, demand); absent: none.
+    pub region: Option<RegionConfig>,
+}
+
+/// `[region]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// The pack directory (the layout of `shared/data`; see its README).
+    pub pack: std::path::PathBuf,
+    /// When the log holds no facilities (or no units), register the pack's emergency
+    /// departments with their occupancy baseline (and its fleet) at start-up.
+    #[serde(default = "yes")]
+    pub register: bool,
+    /// Seed of the synthetic ambulance bases.
+    #[serde(default = "default_fleet_seed")]
+    pub fleet_seed: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_fleet_seed() -> u64 {
+    crate::region::DEFAULT_FLEET_SEED
 }
 
 /// `[webhook]`
@@ -321,6 +346,8 @@ fn hint_for(key: &str) -> Option<&'static str> {
         "store.database_url" => {
             "a SQLite file path such as \"regula.db\" or a postgres:// URL, in quotes"
         }
+        "region.pack" => "the region pack directory in quotes, e.g. \"../shared/data\"",
+        "region.register" => "true or false",
         "sip.listen" => "an IP address and port in quotes, e.g. \"0.0.0.0:5060\"",
         "webhook.secret" => "at least 16 random bytes shared with the provider, in quotes",
         "webhook.replay_window_seconds" => "a whole number of seconds from 10 to 3600, e.g. 300",

@@ -15,11 +15,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
 use crate::clock::Stopwatch;
-use crate::config::Config;
+use crate::config::{Config, RegionConfig};
 use crate::coverage;
 use crate::engine::{CommandKey, Engine, EngineConfig, EngineHandle};
+use crate::region::RegionPack;
 use crate::store::EventStore;
 use crate::telephony;
+use dispatch_core::Command;
 
 /// Everything behind the HTTP server: the event log, the engine, the telephony doors and
 /// the background tasks, started in dependency order and stopped in reverse.
@@ -89,7 +91,17 @@ impl System {
         }
         let (stop_pump, pump_stop) = watch::channel(false);
         let pump = telephony::spawn_pump(engine.clone(), clock.clone(), call_rx, pump_stop);
-        let demand: Arc<Vec<DemandCell>> = Arc::new(Vec::new());
+        let pack = match &config.region {
+            Some(region) => Some(load_pack(region).await?),
+            None => None,
+        };
+        if let (Some(pack), Some(region)) = (&pack, &config.region)
+            && region.register
+        {
+            register_region(&engine, pack, clock.as_ref()).await?;
+        }
+        let demand: Arc<Vec<DemandCell>> =
+            Arc::new(pack.map(|p| p.demand_cells().to_vec()).unwrap_or_default());
         let coverage = coverage::spawn_watch(engine.clone(), travel, demand.clone());
         let protocols = ::triage::ProtocolSet::builtin()
             .map_err(|e| anyhow::anyhow!("the built-in triage protocols are invalid: {e}"))?;
@@ -168,4 +180,83 @@ async fn close_stale_calls(engine: &EngineHandle, clock: &dyn Clock) {
             tracing::warn!(%call, "a call waiting before the restart was lost with its signalling");
         }
     }
+}
+
+/// Reads the region pack off the async runtime and logs its warnings.
+async fn load_pack(region: &RegionConfig) -> anyhow::Result<RegionPack> {
+    let dir = region.pack.clone();
+    let seed = region.fleet_seed;
+    let pack = tokio::task::spawn_blocking(move || RegionPack::load_with_seed(&dir, seed))
+        .await
+        .context("the region pack loader failed")?
+        .with_context(|| format!("cannot load the region pack {}", region.pack.display()))?;
+    for warning in pack.warnings() {
+        tracing::warn!(%warning, "region pack");
+    }
+    let summary = pack.summary();
+    tracing::info!(
+        facilities = summary.facilities,
+        units = summary.units,
+        demand_cells = summary.demand_cells,
+        "region pack loaded"
+    );
+    Ok(pack)
+}
+
+/// Registers the pack's emergency departments (with their occupancy baseline) and fleet
+/// when the log has none yet. Every command has a stable key, so a start interrupted half
+/// way resumes without duplicates.
+async fn register_region(
+    engine: &EngineHandle,
+    pack: &RegionPack,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let (facilities, units) = engine
+        .query(|state, _, _| (state.facilities().count(), state.units().count()))
+        .await?;
+    let mut commands = Vec::new();
+    if facilities == 0 {
+        for registration in pack.facility_registrations() {
+            commands.push((
+                format!("region:facility:{}", registration.id),
+                Command::RegisterFacility {
+                    registration: registration.clone(),
+                },
+            ));
+        }
+        let now = clock.now();
+        for (facility, initial) in pack.initial_occupancy() {
+            commands.push((
+                format!(
+                    "region:occupancy:{facility}:{}-{:02}",
+                    initial.value.month.year, initial.value.month.month
+                ),
+                Command::ReportOccupancy {
+                    facility: facility.clone(),
+                    occupancy: initial.report(now),
+                },
+            ));
+        }
+    }
+    if units == 0 {
+        for registration in pack.unit_registrations() {
+            commands.push((
+                format!("region:unit:{}", registration.id),
+                Command::RegisterUnit {
+                    registration: registration.clone(),
+                },
+            ));
+        }
+    }
+    let count = commands.len();
+    for (key, command) in commands {
+        engine
+            .command(CommandKey::new(key)?, command)
+            .await
+            .context("cannot register the region pack")?;
+    }
+    if count > 0 {
+        tracing::info!(commands = count, "region pack registered in the log");
+    }
+    Ok(())
 }
