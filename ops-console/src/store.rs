@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use maps::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Postgres, Row, Sqlite, Transaction};
+use sqlx::{Postgres, Sqlite, Transaction};
 
 use dispatch_core::privacy::Sensitive;
 
@@ -229,6 +228,9 @@ pub struct EventStore {
     pool: Pool,
 }
 
+/// Events read per round trip when replaying the log.
+pub const REPLAY_BATCH: u32 = 5_000;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -366,43 +368,73 @@ impl EventStore {
         Ok(())
     }
 
-    /// Feeds every stored event, in order, to `visit`; stops at the first error. Rows are
-    /// streamed, so a long log does not have to fit in memory twice.
+    /// Feeds every stored event, in order, to `visit`; stops at the first error. The log is
+    /// read in batches of [`REPLAY_BATCH`] events, each fetched as one JSON array built by
+    /// the database: a long log never has to fit in memory, and the per-row cost of the
+    /// driver is paid once per batch.
     pub async fn replay<E: From<StoreError>>(
         &self,
         mut visit: impl FnMut(StoredEvent) -> Result<(), E>,
     ) -> Result<u64, E> {
-        const SQL: &str = "SELECT seq, recorded_at_ms, command_key, kind, version, payload \
-                           FROM events ORDER BY seq";
+        const SQLITE: &str = "SELECT json_group_array(json_array(seq, recorded_at_ms, command_key, kind, version, json(payload))) \
+             FROM (SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2)";
+        const POSTGRES: &str = "SELECT COALESCE(json_agg(json_build_array(seq, recorded_at_ms, command_key, kind, version, payload::json) ORDER BY seq), '[]')::text \
+             FROM (SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch";
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            i32,
+            Box<serde_json::value::RawValue>,
+        );
         let mut last = 0u64;
-        macro_rules! drain {
-            ($rows:expr) => {{
-                let mut rows = $rows;
-                while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
-                    let event = decode_event(
-                        row.try_get(0).map_err(StoreError::from)?,
-                        row.try_get(1).map_err(StoreError::from)?,
-                        row.try_get(2).map_err(StoreError::from)?,
-                        row.try_get(3).map_err(StoreError::from)?,
-                        row.try_get(4).map_err(StoreError::from)?,
-                        row.try_get(5).map_err(StoreError::from)?,
-                    )?;
-                    if event.seq != last + 1 {
-                        return Err(E::from(StoreError::Corrupt {
-                            seq: event.seq,
-                            reason: format!("the log jumps from {last} to {}", event.seq),
-                        }));
-                    }
-                    last = event.seq;
-                    visit(event)?;
+        loop {
+            let after = seq_to_i64(last)?;
+            let batch = i64::from(REPLAY_BATCH);
+            let text: String = match &self.pool {
+                Pool::Sqlite(pool) => {
+                    sqlx::query_scalar(SQLITE)
+                        .bind(after)
+                        .bind(batch)
+                        .fetch_one(pool)
+                        .await
                 }
-            }};
+                Pool::Postgres(pool) => {
+                    sqlx::query_scalar(POSTGRES)
+                        .bind(after)
+                        .bind(batch)
+                        .fetch_one(pool)
+                        .await
+                }
+            }
+            .map_err(StoreError::from)?;
+            let rows: Vec<Row> = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                seq: last + 1,
+                reason: format!("the batch after event {last} does not decode: {e}"),
+            })?;
+            if rows.is_empty() {
+                return Ok(last);
+            }
+            for (seq, recorded_at_ms, command_key, kind, version, payload) in rows {
+                let event = decode_event(
+                    seq,
+                    recorded_at_ms,
+                    command_key,
+                    kind,
+                    version,
+                    payload.get().to_owned(),
+                )?;
+                if event.seq != last + 1 {
+                    return Err(E::from(StoreError::Corrupt {
+                        seq: event.seq,
+                        reason: format!("the log jumps from {last} to {}", event.seq),
+                    }));
+                }
+                last = event.seq;
+                visit(event)?;
+            }
         }
-        match &self.pool {
-            Pool::Sqlite(pool) => drain!(sqlx::query(SQL).fetch(pool)),
-            Pool::Postgres(pool) => drain!(sqlx::query(SQL).fetch(pool)),
-        }
-        Ok(last)
     }
 
     /// The events a stored command produced, if the key is stored.
