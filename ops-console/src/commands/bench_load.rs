@@ -215,14 +215,13 @@ async fn load(args: &BenchLoadArgs) -> anyhow::Result<Figures> {
     let mut caller = sipp(dir.path(), "caller", &caller_args)?;
     let caller_exit = caller.wait().await?.code().unwrap_or(-1);
     let duration_s = watch.elapsed().as_secs_f64();
-    let phone_exit = if let Ok(status) =
-        tokio::time::timeout(Duration::from_secs(30), phone.wait()).await
-    {
-        status?.code().unwrap_or(-1)
-    } else {
-        let _ = phone.kill().await;
-        -1
-    };
+    let phone_exit =
+        if let Ok(status) = tokio::time::timeout(Duration::from_secs(30), phone.wait()).await {
+            status?.code().unwrap_or(-1)
+        } else {
+            let _ = phone.kill().await;
+            -1
+        };
     // Let the last hang-ups reach the log.
     for _ in 0..100 {
         if lock(&tally)?.ended >= calls {
@@ -239,8 +238,7 @@ async fn load(args: &BenchLoadArgs) -> anyhow::Result<Figures> {
         cps: args.cps,
         seconds: args.seconds,
         duration_s,
-        failed: calls.saturating_sub(tally.ended)
-            + u64::from(caller_exit != 0 || phone_exit != 0),
+        failed: calls.saturating_sub(tally.ended) + u64::from(caller_exit != 0 || phone_exit != 0),
         sipp_caller_exit: caller_exit,
         sipp_phone_exit: phone_exit,
         offered: tally.offered,
