@@ -174,7 +174,8 @@ pub(crate) fn build(
     let routing = routing_graph(&draft);
     let order = routing_order(&draft, &routing);
     stage(ImportStage::Contracting);
-    let mut graph = finish(draft, &routing, &order);
+    let way_ids: Vec<i64> = raw.ways.iter().map(|w| w.id).collect();
+    let mut graph = finish(draft, &routing, &order, &way_ids);
     graph.import = ImportFacts {
         turn_restrictions: index(restrictions_applied),
         ..dropped
@@ -612,7 +613,7 @@ fn filter<T>(v: &mut Vec<T>, used: &[bool]) {
 }
 
 /// Renumbers routing nodes by rank and contracts.
-fn finish(draft: Draft, routing: &Routing, order: &[u32]) -> RoadGraph {
+fn finish(draft: Draft, routing: &Routing, order: &[u32], raw_way_ids: &[i64]) -> RoadGraph {
     let n = routing.rnode_base.len();
     let mut rank = vec![0u32; n];
     for (r, &x) in order.iter().enumerate() {
@@ -651,6 +652,7 @@ fn finish(draft: Draft, routing: &Routing, order: &[u32]) -> RoadGraph {
         node_osm: draft.node_osm,
         piece_first: draft.piece_first,
         points: draft.points,
+        piece_way: draft.piece_way.iter().map(|&w| raw_way_ids[w]).collect(),
         piece_name: draft.piece_name,
         names: draft.names,
         arc_tail: draft.arc_tail,

@@ -178,6 +178,7 @@ impl RoadGraph {
         w.u32s(&self.piece_first);
         w.points(&self.points);
         w.u32s(&self.piece_name);
+        w.i64s(&self.piece_way);
         w.strings(&self.names);
         w.u32s(&self.arc_tail);
         w.u32s(&self.arc_head);
@@ -261,6 +262,7 @@ impl RoadGraph {
         let piece_first = r.u32s("piece offsets")?;
         let points = r.points("geometry")?;
         let piece_name = r.u32s("piece names")?;
+        let piece_way = r.i64s("piece ways")?;
         let names = r.strings("street names")?;
         let arc_tail = r.u32s("arc tails")?;
         let arc_head = r.u32s("arc heads")?;
@@ -300,6 +302,7 @@ impl RoadGraph {
             piece_first,
             points,
             piece_name,
+            piece_way,
             names,
             arc_tail,
             arc_head,

@@ -42,6 +42,8 @@ pub struct RoadGraph {
     pub(crate) piece_first: Vec<u32>,
     pub(crate) points: Vec<GeoPoint>,
     pub(crate) piece_name: Vec<u32>,
+    /// The OSM way each piece belongs to.
+    pub(crate) piece_way: Vec<i64>,
     pub(crate) names: Vec<String>,
     // Arcs, in rank order.
     pub(crate) arc_tail: Vec<u32>,
@@ -287,6 +289,9 @@ impl RoadGraph {
         let nodes = self.node_count();
         let arcs = self.arc_count();
         let pieces = self.piece_name.len();
+        if self.piece_way.len() != pieces {
+            return Err("piece arrays differ in length".to_owned());
+        }
         if nodes == 0 || arcs == 0 {
             return Err("the graph has no nodes or no arcs".to_owned());
         }

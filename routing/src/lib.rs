@@ -56,6 +56,8 @@ pub mod reference;
 pub mod router;
 mod snap;
 pub mod steps;
+#[cfg(test)]
+mod tests_real;
 
 pub use crate::build::{ImportBox, ImportOptions, ImportReport, ImportStage};
 pub use crate::class::RoadClass;

@@ -603,7 +603,8 @@ mod tests {
         let order = nested_dissection(&coords, &edges);
         // The graph has treewidth 2, so peeling takes all of it: eliminating the nodes in
         // this order never leaves a node with more than two later neighbours.
-        let mut adj: Vec<std::collections::BTreeSet<u32>> = vec![Default::default(); 7];
+        let mut adj: Vec<std::collections::BTreeSet<u32>> =
+            vec![std::collections::BTreeSet::default(); 7];
         for &(u, v) in &edges {
             adj[u as usize].insert(v);
             adj[v as usize].insert(u);

@@ -826,55 +826,71 @@ impl Router {
             if meet == NONE {
                 return None;
             }
-            // Forward chain down to a source seed.
-            let mut up_arcs = Vec::new();
-            let mut v = meet;
-            while scratch.pred[v as usize] != NONE {
-                let k = scratch.pred[v as usize] as usize;
-                up_arcs.push(k);
-                v = topo.down_tail_of(k);
-            }
-            let start = v;
-            up_arcs.reverse();
-            let mut hops: Vec<u32> = Vec::new();
-            for k in up_arcs {
-                cch::unpack(topo, metric, &graph.edge_arc, k, true, &mut hops);
-            }
-            let mut v = meet;
-            while scratch.pred2[v as usize] != NONE {
-                let k = scratch.pred2[v as usize] as usize;
-                cch::unpack(topo, metric, &graph.edge_arc, k, false, &mut hops);
-                v = topo.down_tail_of(k);
-            }
-            let end = v;
-            if hops.contains(&NONE) {
-                return None;
-            }
-            let source = sources
-                .iter()
-                .filter(|s| s.node == start)
-                .min_by_key(|s| s.offset)?;
-            let end_distance = scratch.dist2[end as usize];
-            let target = targets
-                .iter()
-                .find(|s| s.node == end && s.offset == end_distance)?;
-            debug_assert!(
-                hops.first()
-                    .is_none_or(|&e| graph.edge_tail[e as usize] == start)
-            );
-            debug_assert!(
-                hops.windows(2)
-                    .all(|w| graph.edge_head(w[0] as usize) == graph.edge_tail[w[1] as usize])
-            );
-            debug_assert!(
-                hops.last()
-                    .is_none_or(|&e| graph.edge_head(e as usize) == end)
-            );
-            let mut spans = vec![(source.arc, source.fraction, 1.0)];
-            spans.extend(hops.iter().map(|&e| (graph.edge_arc[e as usize], 0.0, 1.0)));
-            spans.push((target.arc, 0.0, target.fraction));
+            let spans = self.unpack_path(metric, scratch, meet, &sources, &targets)?;
             Some((best, spans))
         })
+    }
+
+    /// The arc spans of the path through `meet` found by the two climbs in `scratch`.
+    fn unpack_path(
+        &self,
+        metric: &Metric,
+        scratch: &Scratch,
+        meet: u32,
+        sources: &[Seed],
+        targets: &[Seed],
+    ) -> Option<Spans> {
+        let graph = self.graph_ref();
+        let topo = &graph.cch;
+        // Forward chain down to a source seed.
+        let mut up_arcs = Vec::new();
+        let mut v = meet;
+        while scratch.pred[v as usize] != NONE {
+            let k = scratch.pred[v as usize] as usize;
+            up_arcs.push(k);
+            v = topo.down_tail_of(k);
+        }
+        let start = v;
+        up_arcs.reverse();
+        let mut hops: Vec<u32> = Vec::new();
+        for k in up_arcs {
+            cch::unpack(topo, metric, &graph.edge_arc, k, true, &mut hops);
+        }
+        // Backward chain down to a target seed.
+        let mut v = meet;
+        while scratch.pred2[v as usize] != NONE {
+            let k = scratch.pred2[v as usize] as usize;
+            cch::unpack(topo, metric, &graph.edge_arc, k, false, &mut hops);
+            v = topo.down_tail_of(k);
+        }
+        let end = v;
+        if hops.contains(&NONE) {
+            return None;
+        }
+        let source = sources
+            .iter()
+            .filter(|s| s.node == start)
+            .min_by_key(|s| s.offset)?;
+        let end_distance = scratch.dist2[end as usize];
+        let target = targets
+            .iter()
+            .find(|s| s.node == end && s.offset == end_distance)?;
+        debug_assert!(
+            hops.first()
+                .is_none_or(|&e| graph.edge_tail[e as usize] == start)
+        );
+        debug_assert!(
+            hops.windows(2)
+                .all(|w| graph.edge_head(w[0] as usize) == graph.edge_tail[w[1] as usize])
+        );
+        debug_assert!(
+            hops.last()
+                .is_none_or(|&e| graph.edge_head(e as usize) == end)
+        );
+        let mut spans = vec![(source.arc, source.fraction, 1.0)];
+        spans.extend(hops.iter().map(|&e| (graph.edge_arc[e as usize], 0.0, 1.0)));
+        spans.push((target.arc, 0.0, target.fraction));
+        Some(spans)
     }
 
     fn assemble(
