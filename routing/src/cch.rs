@@ -18,6 +18,9 @@
 //! Weights are integer milliseconds; [`INF`] is "unreachable" and survives one addition
 //! without overflow.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use crate::graph::{NONE, check_csr, index};
 
 /// Unreachable. `INF + INF` still fits in a `u32`.
@@ -318,7 +321,14 @@ impl Metric {
     }
 
     /// Partial re-customization after the travel times of `changed` arcs were set in
-    /// `self.arc_ms`. Returns the number of hierarchy arcs recomputed.
+    /// `self.arc_ms`. Returns the number of hierarchy arcs recomputed from scratch.
+    ///
+    /// Hierarchy arcs are processed in batches by their lower end `x` (an arc depends only
+    /// on arcs with lower ends below its own). For each arc of the batch whose weight
+    /// changed, every triangle `(x, y, z)` it is a leg of is examined: if the path through
+    /// `x` got shorter than the arc between `y` and `z`, that arc is lowered at once (its legs
+    /// are final); if the arc was exactly the old path through `x` and the path got longer,
+    /// it is marked for a full recomputation when its own batch comes.
     pub(crate) fn update(
         &mut self,
         topo: &CchTopology,
@@ -327,54 +337,178 @@ impl Metric {
         arc_edges: &[u32],
         changed: &[u32],
     ) -> usize {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        let mut queue: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-        let mut queued = rustc_hash::FxHashSet::default();
+        let mut state = UpdateState::new(topo.arc_count());
         for &b in changed {
             let range =
                 arc_edge_first[b as usize] as usize..arc_edge_first[b as usize + 1] as usize;
             for &e in &arc_edges[range] {
                 let reference = topo.edge_cch[e as usize];
-                if reference == NONE {
-                    continue;
-                }
-                let arc = reference & !DOWN;
-                if queued.insert(arc) {
-                    queue.push(Reverse(arc));
+                if reference != NONE {
+                    let arc = (reference & !DOWN) as usize;
+                    let original = (self.up[arc], self.down[arc]);
+                    state.mark(arc, original, true);
                 }
             }
         }
         let mut recomputed = 0;
-        while let Some(Reverse(k)) = queue.pop() {
-            let k = k as usize;
-            let x = topo.down_tail_of(k);
-            let (up, down) = self.recompute(topo, edge_arc, x, k);
-            recomputed += 1;
-            let (old_up, old_down) = (self.up[k], self.down[k]);
-            if (up, down) == (old_up, old_down) {
-                continue;
+        let mut batch: Vec<(usize, Pending)> = Vec::new();
+        while let Some(&Reverse(first)) = state.heap.peek() {
+            let lower = topo.down_tail_of(first as usize);
+            let end = topo.up_first[lower as usize + 1];
+            batch.clear();
+            while let Some(&Reverse(arc)) = state.heap.peek() {
+                if arc >= end {
+                    break;
+                }
+                state.heap.pop();
+                let Some(original) = state.take(arc as usize) else {
+                    continue;
+                };
+                let arc = arc as usize;
+                if original.full {
+                    let (up, down) = self.recompute(topo, edge_arc, lower, arc);
+                    self.up[arc] = up;
+                    self.down[arc] = down;
+                    recomputed += 1;
+                }
+                if (self.up[arc], self.down[arc]) != (original.up, original.down) {
+                    batch.push((arc, original));
+                }
             }
-            self.up[k] = up;
-            self.down[k] = down;
-            // Arc (x, y) is a leg of triangles (x, y, z) for every other upper neighbour z of
-            // x; the arc between y and z may change.
-            let y = topo.up_head[k];
-            for i in topo.up(x) {
-                let z = topo.up_head[i];
-                if z == y {
+            self.propagate(topo, lower, &batch, &mut state);
+        }
+        recomputed
+    }
+
+    /// Examines the triangles of a batch of changed arcs with lower end `lower` (see
+    /// [`Metric::update`]).
+    fn propagate(
+        &mut self,
+        topo: &CchTopology,
+        lower: u32,
+        batch: &[(usize, Pending)],
+        state: &mut UpdateState,
+    ) {
+        // Original weights of the batch's arcs by position in up(lower).
+        let first_arc = topo.up_first[lower as usize] as usize;
+        let mut old_of: Vec<Option<Pending>> = vec![None; topo.up(lower).len()];
+        for &(arc, original) in batch {
+            old_of[arc - first_arc] = Some(original);
+        }
+        for &(leg, old_leg) in batch {
+            let y = topo.up_head[leg];
+            // Targets above y are in up(y) in the same order as up(lower): walk both.
+            let up_y = topo.up(y);
+            let mut above = up_y.start;
+            // Targets between lower and y are in down(y), ordered by their lower end.
+            let down_y = topo.down(y);
+            let mut below =
+                down_y.start + topo.down_tail[down_y.clone()].partition_point(|&t| t <= lower);
+            for other in topo.up(lower) {
+                if other == leg {
                     continue;
                 }
-                let (low, high) = if z < y { (z, y) } else { (y, z) };
-                if let Some(target) = topo.find_arc(low, high) {
-                    let target = index(target);
-                    if queued.insert(target) {
-                        queue.push(Reverse(target));
+                let z = topo.up_head[other];
+                let target = if z > y {
+                    while above < up_y.end && topo.up_head[above] < z {
+                        above += 1;
                     }
+                    if above < up_y.end && topo.up_head[above] == z {
+                        above
+                    } else {
+                        continue;
+                    }
+                } else {
+                    while below < down_y.end && topo.down_tail[below] < z {
+                        below += 1;
+                    }
+                    if below < down_y.end && topo.down_tail[below] == z {
+                        topo.down_arc[below] as usize
+                    } else {
+                        continue;
+                    }
+                };
+                let old_other = old_of[other - first_arc]
+                    .map_or((self.up[other], self.down[other]), |o| (o.up, o.down));
+                // y → lower → z and z → lower → y, before and after.
+                let yz = (old_leg.down + old_other.0, self.down[leg] + self.up[other]);
+                let zy = (old_other.1 + old_leg.up, self.down[other] + self.up[leg]);
+                // Oriented as the target's up weight (low → high) and down weight.
+                let (up_path, down_path) = if y < z { (yz, zy) } else { (zy, yz) };
+                let original = state.original(target, (self.up[target], self.down[target]));
+                let mut touched = false;
+                let mut full = false;
+                for ((old, new), weight, original_weight) in [
+                    (up_path, &mut self.up[target], original.0),
+                    (down_path, &mut self.down[target], original.1),
+                ] {
+                    if new < *weight {
+                        *weight = new;
+                        touched = true;
+                    } else if old == original_weight && new > old {
+                        full = true;
+                    }
+                }
+                if touched || full {
+                    state.mark(target, original, full);
                 }
             }
         }
-        recomputed
+    }
+}
+
+/// An arc waiting in a partial update: its weights before the update, and whether it needs a
+/// full recomputation.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    up: u32,
+    down: u32,
+    full: bool,
+}
+
+/// The arcs waiting in a partial update, smallest arc (lowest lower end) first.
+struct UpdateState {
+    heap: BinaryHeap<Reverse<u32>>,
+    /// `slot[arc]` indexes `pending` ([`NONE`] when not pending).
+    slot: Vec<u32>,
+    pending: Vec<Pending>,
+}
+
+impl UpdateState {
+    fn new(arcs: usize) -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            slot: vec![NONE; arcs],
+            pending: Vec::new(),
+        }
+    }
+
+    /// The weights an arc had before the update.
+    fn original(&self, arc: usize, current: (u32, u32)) -> (u32, u32) {
+        match self.slot[arc] {
+            NONE => current,
+            p => (self.pending[p as usize].up, self.pending[p as usize].down),
+        }
+    }
+
+    /// Queues an arc (once), remembering its original weights.
+    fn mark(&mut self, arc: usize, original: (u32, u32), full: bool) {
+        if self.slot[arc] == NONE {
+            self.slot[arc] = index(self.pending.len());
+            self.pending.push(Pending {
+                up: original.0,
+                down: original.1,
+                full: false,
+            });
+            self.heap.push(Reverse(index(arc)));
+        }
+        self.pending[self.slot[arc] as usize].full |= full;
+    }
+
+    /// Removes an arc from the pending set.
+    fn take(&mut self, arc: usize) -> Option<Pending> {
+        let position = std::mem::replace(&mut self.slot[arc], NONE);
+        (position != NONE).then(|| self.pending[position as usize])
     }
 }
 
@@ -732,34 +866,36 @@ pub(crate) fn unpack(
             out.push(tt & !DOWN);
             continue;
         }
-        // Otherwise a lower triangle v with the same total.
-        let (rx, ry) = (topo.down(low), topo.down(high));
-        let (mut i, mut j) = (rx.start, ry.start);
+        // Otherwise a lower triangle v with the same total: walk the shorter of the two
+        // lower-neighbour lists and look the other leg up in v's upper list.
+        let (rl, rh) = (topo.down(low), topo.down(high));
+        let walk_low = rl.len() <= rh.len();
+        let (walk, other) = if walk_low { (rl, high) } else { (rh, low) };
         let mut found = false;
-        while i < rx.end && j < ry.end {
-            let order = topo.down_tail[i].cmp(&topo.down_tail[j]);
-            if order == std::cmp::Ordering::Less {
-                i += 1;
-            } else if order == std::cmp::Ordering::Greater {
-                j += 1;
+        for slot in walk {
+            let v = topo.down_tail[slot];
+            let Some(other_arc) = topo.find_arc(v, other) else {
+                continue;
+            };
+            let walked_arc = topo.down_arc[slot] as usize;
+            let (low_arc, high_arc) = if walk_low {
+                (walked_arc, other_arc)
             } else {
-                let (low_arc, high_arc) = (topo.down_arc[i] as usize, topo.down_arc[j] as usize);
-                if upward && metric.down[low_arc] + metric.up[high_arc] == weight {
-                    // low → v (down along (v, low)), then v → high (up along (v, high)).
-                    stack.push((high_arc, true));
-                    stack.push((low_arc, false));
-                    found = true;
-                    break;
-                }
-                if !upward && metric.down[high_arc] + metric.up[low_arc] == weight {
-                    // high → v, then v → low.
-                    stack.push((low_arc, true));
-                    stack.push((high_arc, false));
-                    found = true;
-                    break;
-                }
-                i += 1;
-                j += 1;
+                (other_arc, walked_arc)
+            };
+            if upward && metric.down[low_arc] + metric.up[high_arc] == weight {
+                // low → v (down along (v, low)), then v → high (up along (v, high)).
+                stack.push((high_arc, true));
+                stack.push((low_arc, false));
+                found = true;
+                break;
+            }
+            if !upward && metric.down[high_arc] + metric.up[low_arc] == weight {
+                // high → v, then v → low.
+                stack.push((low_arc, true));
+                stack.push((high_arc, false));
+                found = true;
+                break;
             }
         }
         debug_assert!(found, "hierarchy arc {k} has no explanation for its weight");

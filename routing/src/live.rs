@@ -173,13 +173,19 @@ impl LiveState {
 }
 
 impl Router {
-    fn traffic_kmh(&self, arc: u32, at: Timestamp) -> f64 {
+    /// Congestion factors of every class at a time (one local-time conversion).
+    fn class_factors(&self, at: Timestamp) -> [f64; RoadClass::COUNT] {
+        let (day, bucket) = self.profile.bucket(at);
+        RoadClass::ALL.map(|c| self.profile.factor(c, day, bucket))
+    }
+
+    /// The profile's traffic speed on an arc, given the factors of the moment.
+    fn traffic_kmh(&self, arc: u32, factors: &[f64; RoadClass::COUNT]) -> f64 {
         let graph = self.graph_ref();
-        self.profile.speed_kmh(
-            graph.arc_class[arc as usize],
-            graph.arc_maxspeed[arc as usize],
-            Departure::car(at),
-        )
+        let class = graph.arc_class[arc as usize];
+        self.profile
+            .free_flow_kmh(class, graph.arc_maxspeed[arc as usize])
+            * factors[class.index()]
     }
 
     /// Turns two consecutive GPS fixes of one vehicle into speed observations on the road
@@ -269,6 +275,7 @@ impl Router {
         let mut update = LiveUpdate::default();
         let arcs = self.graph_ref().arc_count();
         let mut fresh = Vec::new();
+        let mut factors_at: Option<(Timestamp, [f64; RoadClass::COUNT])> = None;
         for obs in observations {
             let RoadSegment(arc) = obs.segment;
             let too_new = obs.at > now + TravelTime::from_minutes(1);
@@ -279,7 +286,15 @@ impl Router {
                 update.rejected += 1;
                 continue;
             }
-            let profile = self.traffic_kmh(arc, obs.at);
+            let factors = match factors_at {
+                Some((at, f)) if at == obs.at => f,
+                _ => {
+                    let f = self.class_factors(obs.at);
+                    factors_at = Some((obs.at, f));
+                    f
+                }
+            };
+            let profile = self.traffic_kmh(arc, &factors);
             let v = obs.speed.kmh();
             let prior = self.live.arcs.get(&arc).map_or(profile, |e| {
                 let lambda = weight(
@@ -314,11 +329,12 @@ impl Router {
         let settings = self.live.settings;
         let mut changed: Vec<u32> = Vec::new();
         let mut dropped: Vec<u32> = Vec::new();
+        let factors_now = self.class_factors(now);
         let profile_now: Vec<(u32, f64)> = self
             .live
             .arcs
             .keys()
-            .map(|&a| (a, self.traffic_kmh_at_bucket(a, now)))
+            .map(|&a| (a, self.traffic_kmh(a, &factors_now)))
             .collect();
         for (arc, profile) in profile_now {
             let Some(e) = self.live.arcs.get_mut(&arc) else {
@@ -387,10 +403,6 @@ impl Router {
             );
         }
         recomputed
-    }
-
-    fn traffic_kmh_at_bucket(&self, arc: u32, now: Timestamp) -> f64 {
-        self.traffic_kmh(arc, now)
     }
 
     /// Segments with a live speed: `(from, to, applied speed)` by their end points.

@@ -217,6 +217,15 @@ impl Router {
         self.snap_within(point, self.options.max_snap_distance)
     }
 
+    /// Snaps many points (in parallel when there are many).
+    pub fn snap_many(&self, points: &[GeoPoint]) -> Vec<Result<Snap, RoutingError>> {
+        if points.len() >= 64 {
+            points.par_iter().map(|&p| self.snap(p)).collect()
+        } else {
+            points.iter().map(|&p| self.snap(p)).collect()
+        }
+    }
+
     pub(crate) fn snap_within(&self, point: GeoPoint, max: Meters) -> Result<Snap, RoutingError> {
         let graph = self.graph_ref();
         let position =
@@ -450,8 +459,7 @@ impl Router {
         let departure = departure.into();
         let metric = self.metric(departure);
         let graph = self.graph_ref();
-        let snaps: Vec<Result<Snap, RoutingError>> =
-            sources.iter().map(|&p| self.snap(p)).collect();
+        let snaps: Vec<Result<Snap, RoutingError>> = self.snap_many(sources);
         let ok: Vec<(usize, &Snap)> = snaps
             .iter()
             .enumerate()
@@ -611,8 +619,7 @@ impl Router {
         let departure = departure.into();
         let target_snap = self.snap(target)?;
         let metric = self.metric(departure);
-        let origin_snaps: Vec<Result<Snap, RoutingError>> =
-            origins.iter().map(|&p| self.snap(p)).collect();
+        let origin_snaps: Vec<Result<Snap, RoutingError>> = self.snap_many(origins);
         let targets: Vec<(u32, u32)> = self
             .target_seeds(&metric, &target_snap.position)
             .iter()
@@ -658,8 +665,7 @@ impl Router {
         let departure = departure.into();
         let source_snap = self.snap(source)?;
         let metric = self.metric(departure);
-        let target_snaps: Vec<Result<Snap, RoutingError>> =
-            targets.iter().map(|&p| self.snap(p)).collect();
+        let target_snaps: Vec<Result<Snap, RoutingError>> = self.snap_many(targets);
         let sources: Vec<(u32, u32)> = self
             .source_seeds(&metric, &source_snap.position)
             .iter()

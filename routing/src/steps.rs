@@ -64,19 +64,26 @@ pub(crate) struct Leg {
     pub(crate) duration: TravelTime,
 }
 
+/// Approximate bearing from `a` to `b` in degrees from north (local flat earth: exact
+/// enough to tell a left turn from a right one, and much cheaper than the great circle).
+fn flat_bearing(a: GeoPoint, b: GeoPoint) -> f64 {
+    let east = (b.lon() - a.lon()) * a.lat().to_radians().cos();
+    let north = b.lat() - a.lat();
+    east.atan2(north).to_degrees().rem_euclid(360.0)
+}
+
 /// Bearing of the first and of the last segment of an arc, degrees from north.
 fn bearings(graph: &RoadGraph, arc: u32) -> (f64, f64) {
-    let pts: Vec<GeoPoint> = graph.arc_points(arc).collect();
-    let first = pts
-        .windows(2)
-        .find(|w| w[0] != w[1])
-        .map_or(0.0, |w| w[0].bearing_to(w[1]));
-    let last = pts
-        .windows(2)
-        .rev()
-        .find(|w| w[0] != w[1])
-        .map_or(first, |w| w[0].bearing_to(w[1]));
-    (first, last)
+    let mut forward = graph.arc_points(arc);
+    let first = forward
+        .next()
+        .and_then(|a| forward.find(|&b| b != a).map(|b| flat_bearing(a, b)));
+    let mut backward = graph.arc_points(arc).rev();
+    let last = backward
+        .next()
+        .and_then(|b| backward.find(|&a| a != b).map(|a| flat_bearing(a, b)));
+    let first = first.unwrap_or(0.0);
+    (first, last.unwrap_or(first))
 }
 
 /// Signed turn angle from `incoming` to `outgoing` bearings, in (−180, 180]; positive is
