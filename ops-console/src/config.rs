@@ -42,6 +42,19 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     /// The region pack (emergency departments, fleet, demand); absent: none.
     pub region: Option<RegionConfig>,
+    /// The road graph; absent: travel times are the straight-line estimate.
+    pub routing: Option<RoutingConfig>,
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The prepared road graph (`regula osm import --pbf … --out GRAPH`).
+    pub graph: std::path::PathBuf,
+    /// A congestion profile (TOML); default the embedded Bogotá profile.
+    #[serde(default)]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 /// `[region]`
@@ -346,6 +359,8 @@ fn hint_for(key: &str) -> Option<&'static str> {
         "store.database_url" => {
             "a SQLite file path such as \"regula.db\" or a postgres:// URL, in quotes"
         }
+        "routing.graph" => "the graph file made by `regula osm import`, in quotes",
+        "routing.profile" => "a congestion profile TOML file, in quotes (default: Bogotá's)",
         "region.pack" => "the region pack directory in quotes, e.g. \"../shared/data\"",
         "region.register" => "true or false",
         "sip.listen" => "an IP address and port in quotes, e.g. \"0.0.0.0:5060\"",

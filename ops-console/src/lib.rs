@@ -8,6 +8,8 @@
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`telephony`]: the SIP gateway and webhook wired to the engine (call-event pump, call
 //!   connection effects).
+//! - [`travel`]: the road graph behind the core's travel-time port, and live speeds from
+//!   GPS.
 //! - [`engine`]: the one owner of the live dispatch state (decide → persist → apply →
 //!   publish → effects) and its replay at start-up.
 //! - [`coverage`]: city coverage recomputed after every dispatch, with move-up suggestions.
@@ -37,3 +39,4 @@ pub mod store;
 pub mod system;
 pub mod telemetry;
 pub mod telephony;
+pub mod travel;

@@ -39,12 +39,27 @@ pub const BOGOTA_URBAN: BoundingBox = BoundingBox {
     max_lat: 4.8307,
 };
 
+/// Moves a drawn point somewhere usable (onto a road, say), or refuses it.
+pub type Placer = Box<dyn Fn(GeoPoint) -> Option<GeoPoint> + Send + Sync>;
+
 /// A seeded source of synthetic city data inside a region.
-#[derive(Debug)]
 pub struct SyntheticCity {
     region: BoundingBox,
     rng: StdRng,
+    placer: Option<Placer>,
 }
+
+impl std::fmt::Debug for SyntheticCity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyntheticCity")
+            .field("region", &self.region)
+            .field("placer", &self.placer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Draws before giving up on the placer and using the raw point.
+const PLACER_ATTEMPTS: usize = 10_000;
 
 impl SyntheticCity {
     /// A city inside `region`, reproducible from `seed`.
@@ -52,12 +67,22 @@ impl SyntheticCity {
         Self {
             region,
             rng: StdRng::seed_from_u64(seed),
+            placer: None,
         }
     }
 
-    /// A uniformly random point of the region.
+    /// Every point drawn goes through `placer` (e.g. snapping to the road graph); points it
+    /// refuses are drawn again.
+    #[must_use]
+    pub fn with_placer(mut self, placer: Placer) -> Self {
+        self.placer = Some(placer);
+        self
+    }
+
+    /// A uniformly random point of the region (placed, when a placer is set).
     pub fn point(&mut self) -> GeoPoint {
-        loop {
+        let mut refused = None;
+        for _ in 0..PLACER_ATTEMPTS {
             let lon = self
                 .rng
                 .random_range(self.region.min_lon..=self.region.max_lon);
@@ -65,10 +90,21 @@ impl SyntheticCity {
                 .rng
                 .random_range(self.region.min_lat..=self.region.max_lat);
             // Always valid for a box within WGS84 bounds; a malformed box draws again.
-            if let Ok(p) = GeoPoint::new(lon, lat) {
-                return p;
+            let Ok(p) = GeoPoint::new(lon, lat) else {
+                continue;
+            };
+            match &self.placer {
+                None => return p,
+                Some(place) => match place(p) {
+                    Some(placed) => return placed,
+                    None => refused = Some(p),
+                },
             }
         }
+        refused.unwrap_or_else(|| {
+            GeoPoint::new(self.region.min_lon, self.region.min_lat)
+                .unwrap_or_else(|e| panic!("the region's corner is not a point: {e}"))
+        })
     }
 
     /// Registration commands for a fleet with Bogotá's composition scaled to `total` units

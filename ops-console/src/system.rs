@@ -21,6 +21,7 @@ use crate::engine::{CommandKey, Engine, EngineConfig, EngineHandle};
 use crate::region::RegionPack;
 use crate::store::EventStore;
 use crate::telephony;
+use crate::travel::RoadTravelTimes;
 use dispatch_core::Command;
 
 /// Everything behind the HTTP server: the event log, the engine, the telephony doors and
@@ -46,25 +47,18 @@ impl System {
     /// engine, and returns the system with its API routes.
     pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Self, Router)> {
         let store = EventStore::open(&config.store.database_url.location()).await?;
-        let travel: Arc<dyn TravelTimes + Send + Sync> = Arc::new(StraightLine::default());
-        let (call_tx, call_rx) = mpsc::channel(telephony::CALL_EVENT_CHANNEL);
-        let gateway = match config.sip.clone() {
-            Some(sip) => {
-                let listen = sip.listen;
-                let handle = SipGateway::start_instrumented(
-                    sip,
-                    clock.clone(),
-                    call_tx.clone(),
-                    Some(Arc::new(Stopwatch::start())),
-                )
-                .await
-                .with_context(|| format!("cannot start the SIP gateway on {listen}"))?;
-                Some(Arc::new(handle))
-            }
-            None => None,
+        let road = load_road(config).await?;
+        let travel: Arc<dyn TravelTimes + Send + Sync> = match &road {
+            Some(road) => road.clone(),
+            None => Arc::new(StraightLine::default()),
         };
+        let observer: Option<Arc<dyn telephony::TravelObserver>> = road
+            .clone()
+            .map(|r| r as Arc<dyn telephony::TravelObserver>);
+        let (call_tx, call_rx) = mpsc::channel(telephony::CALL_EVENT_CHANNEL);
+        let gateway = start_gateway(config, &clock, &call_tx).await?;
         let effects =
-            telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), None);
+            telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), observer);
         let (engine, replay) = Engine::start(
             store.clone(),
             clock.clone(),
@@ -180,6 +174,47 @@ async fn close_stale_calls(engine: &EngineHandle, clock: &dyn Clock) {
             tracing::warn!(%call, "a call waiting before the restart was lost with its signalling");
         }
     }
+}
+
+/// Loads the road graph (if configured) off the async runtime.
+async fn load_road(config: &Config) -> anyhow::Result<Option<Arc<RoadTravelTimes>>> {
+    let Some(routing) = &config.routing else {
+        return Ok(None);
+    };
+    let (graph, profile) = (routing.graph.clone(), routing.profile.clone());
+    let road =
+        tokio::task::spawn_blocking(move || RoadTravelTimes::load(&graph, profile.as_deref()))
+            .await
+            .context("the road graph loader failed")??;
+    let summary = road.with_router(|r| r.graph().summary());
+    tracing::info!(
+        nodes = summary.nodes,
+        edges = summary.edges,
+        road_km = summary.road_km,
+        "road graph loaded"
+    );
+    Ok(Some(Arc::new(road)))
+}
+
+/// Starts the SIP gateway (if configured) sending call events on `call_tx`.
+async fn start_gateway(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+    call_tx: &mpsc::Sender<dispatch_core::intake::CallEvent>,
+) -> anyhow::Result<Option<Arc<GatewayHandle>>> {
+    let Some(sip) = config.sip.clone() else {
+        return Ok(None);
+    };
+    let listen = sip.listen;
+    let handle = SipGateway::start_instrumented(
+        sip,
+        clock.clone(),
+        call_tx.clone(),
+        Some(Arc::new(Stopwatch::start())),
+    )
+    .await
+    .with_context(|| format!("cannot start the SIP gateway on {listen}"))?;
+    Ok(Some(Arc::new(handle)))
 }
 
 /// Reads the region pack off the async runtime and logs its warnings.

@@ -31,6 +31,7 @@ use crate::clock::Stopwatch;
 use crate::engine::{Engine, EngineConfig, journal};
 use crate::simulation::{BOGOTA_URBAN, SyntheticCity, ambulance_assessment};
 use crate::store::{Append, EventStore, StoreLocation};
+use crate::travel::RoadTravelTimes;
 
 /// `regula bench dispatch`
 #[derive(Debug, Args)]
@@ -66,6 +67,9 @@ struct Figures {
     apply_us_p50: f64,
     apply_us_p99: f64,
     apply_us_max: f64,
+    /// The same mix with the road graph answering the ETA of each assignment (with
+    /// `--graph`).
+    apply_road_us_p99: Option<f64>,
     travel_times: &'static str,
     recommendations_timed: usize,
     recommend_ms_p50: f64,
@@ -84,25 +88,23 @@ pub(crate) fn run(args: &BenchDispatchArgs) -> anyhow::Result<ExitCode> {
     if args.commands == 0 || args.recommendations == 0 || args.events == 0 {
         anyhow::bail!("--commands, --recommendations and --events must be at least 1");
     }
-    if args.graph.is_some() {
-        anyhow::bail!(
-            "--graph needs the routing engine, which this build does not include yet; run without it for the straight-line figures"
-        );
-    }
-    let region = BOGOTA_URBAN;
-    let travel = StraightLine::default();
+    let straight = StraightLine::default();
+    // Weekday morning peak in Bogotá (07:30 local).
     let start = Timestamp::parse_rfc3339("2026-11-23T12:30:00Z")?;
+    let (region, city, road) = city_for(args)?;
+    let travel: &dyn TravelTimes = match &road {
+        Some(road) => road.as_ref(),
+        None => &straight,
+    };
 
-    let mut centre = Centre::new(region, args.seed, start);
-    centre.populate(FLEET, FACILITIES, OPEN_INCIDENTS, &travel)?;
-    let mut apply_us = Vec::with_capacity(args.commands);
-    for _ in 0..args.commands {
-        let command = centre.next_command();
-        let watch = Stopwatch::start();
-        let result = centre.dispatch.execute(&command, centre.now, &travel);
-        apply_us.push(watch.elapsed().as_secs_f64() * 1e6);
-        centre.observe(&command, result.is_ok());
-    }
+    let mut centre = Centre::new(region, city, start);
+    centre.populate(FLEET, FACILITIES, OPEN_INCIDENTS, &straight)?;
+    let mut apply_us = centre.time_commands(args.commands, &straight);
+    // The same mix again with the road graph answering the core's ETA questions.
+    let mut apply_road_us = match &road {
+        Some(road) => centre.time_commands(args.commands, road.as_ref()),
+        None => Vec::new(),
+    };
     let problems = centre.dispatch.check_invariants();
     anyhow::ensure!(problems.is_empty(), "invariants broken: {problems:?}");
 
@@ -119,10 +121,10 @@ pub(crate) fn run(args: &BenchDispatchArgs) -> anyhow::Result<ExitCode> {
         let watch = Stopwatch::start();
         let units = centre
             .dispatch
-            .recommend_units(incident, &travel, centre.now);
+            .recommend_units(incident, travel, centre.now);
         let destinations = centre
             .dispatch
-            .recommend_destinations(incident, &travel, centre.now);
+            .recommend_destinations(incident, travel, centre.now);
         recommend_ms.push(watch.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(
             units.is_ok() && destinations.is_ok(),
@@ -145,7 +147,13 @@ pub(crate) fn run(args: &BenchDispatchArgs) -> anyhow::Result<ExitCode> {
         apply_us_p50: percentile(&mut apply_us, 0.50),
         apply_us_p99: percentile(&mut apply_us, 0.99),
         apply_us_max: percentile(&mut apply_us, 1.0),
-        travel_times: "straight_line",
+        apply_road_us_p99: (!apply_road_us.is_empty())
+            .then(|| percentile(&mut apply_road_us, 0.99)),
+        travel_times: if road.is_some() {
+            "road_graph"
+        } else {
+            "straight_line"
+        },
         recommendations_timed: recommend_ms.len(),
         recommend_ms_p50: percentile(&mut recommend_ms, 0.50),
         recommend_ms_p99: percentile(&mut recommend_ms, 0.99),
@@ -177,6 +185,9 @@ fn print(figures: &Figures, json: bool) -> anyhow::Result<()> {
             figures.apply_us_p99,
             figures.apply_us_max
         )?;
+        if let Some(p99) = figures.apply_road_us_p99 {
+            writeln!(out, "apply with road-graph ETAs: p99 {p99:.1} µs")?;
+        }
         writeln!(
             out,
             "recommend ({}, {} runs): p50 {:.2} ms, p99 {:.2} ms",
@@ -224,6 +235,34 @@ struct Replayed {
     events: u64,
 }
 
+/// The synthetic city: Bogotá's urban area on the straight-line estimate, or the road
+/// graph's area with every point snapped to a road.
+fn city_for(
+    args: &BenchDispatchArgs,
+) -> anyhow::Result<(BoundingBox, SyntheticCity, Option<Arc<RoadTravelTimes>>)> {
+    let Some(path) = &args.graph else {
+        return Ok((
+            BOGOTA_URBAN,
+            SyntheticCity::new(BOGOTA_URBAN, args.seed),
+            None,
+        ));
+    };
+    let road = Arc::new(RoadTravelTimes::load(path, None)?);
+    let summary = road.with_router(|r| r.graph().summary());
+    let region = BoundingBox {
+        name: "el área del grafo vial",
+        min_lon: summary.min.lon(),
+        min_lat: summary.min.lat(),
+        max_lon: summary.max.lon(),
+        max_lat: summary.max.lat(),
+    };
+    let snapper = road.clone();
+    let city = SyntheticCity::new(region, args.seed).with_placer(Box::new(move |p| {
+        snapper.with_router(|r| r.snap(p).ok().map(|s| s.point))
+    }));
+    Ok((region, city, Some(road)))
+}
+
 /// Writes a log of at least `events` events (whole commands), then times the engine's
 /// replay of it.
 async fn replay_benchmark(
@@ -237,7 +276,7 @@ async fn replay_benchmark(
     let location = StoreLocation::Sqlite(path.clone());
     let store = EventStore::open(&location).await?;
     let travel = StraightLine::default();
-    let mut centre = Centre::new(region, seed ^ 0x5eed, start);
+    let mut centre = Centre::new(region, SyntheticCity::new(region, seed ^ 0x5eed), start);
     let mut written = 0u64;
     let mut seq = 1u64;
     let mut pending: Vec<(String, Timestamp, Vec<crate::store::EncodedEvent>)> = Vec::new();
@@ -327,13 +366,13 @@ struct Centre {
 }
 
 impl Centre {
-    fn new(region: BoundingBox, seed: u64, now: Timestamp) -> Self {
+    fn new(region: BoundingBox, city: SyntheticCity, now: Timestamp) -> Self {
         Self {
             dispatch: Dispatch::new(Policy {
                 region,
                 ..Policy::default()
             }),
-            city: SyntheticCity::new(region, seed),
+            city,
             now,
             operator: OperatorId::new("bench.operator").unwrap_or_else(|e| panic!("{e}")),
             units: Vec::new(),
@@ -383,6 +422,19 @@ impl Centre {
             }
         }
         self.now = self.now + TravelTime::from_millis(50);
+    }
+
+    /// Decides and applies `n` commands of the mix, timing each (µs).
+    fn time_commands(&mut self, n: usize, travel: &dyn TravelTimes) -> Vec<f64> {
+        let mut micros = Vec::with_capacity(n);
+        for _ in 0..n {
+            let command = self.next_command();
+            let watch = Stopwatch::start();
+            let result = self.dispatch.execute(&command, self.now, travel);
+            micros.push(watch.elapsed().as_secs_f64() * 1e6);
+            self.observe(&command, result.is_ok());
+        }
+        micros
     }
 
     /// The next command of the mix: 70 % GPS fixes, the rest moves incident stories on.
@@ -500,7 +552,7 @@ mod tests {
     fn the_command_mix_keeps_the_centre_consistent_and_moves_stories_to_handover() {
         let travel = StraightLine::default();
         let start = Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap();
-        let mut centre = Centre::new(BOGOTA_URBAN, 1, start);
+        let mut centre = Centre::new(BOGOTA_URBAN, SyntheticCity::new(BOGOTA_URBAN, 1), start);
         centre.populate(100, 10, 50, &travel).unwrap();
         let mut applied = 0;
         for _ in 0..5_000 {
