@@ -171,6 +171,12 @@ pub enum Command {
         assignment: AssignmentId,
     },
 
+    /// A unit's GPS watch fell due: alert if a committed unit stopped reporting.
+    CheckGps {
+        /// The unit.
+        unit: UnitId,
+    },
+
     // --- fleet and facilities (administration)
     /// Registers a unit.
     RegisterUnit {
@@ -512,6 +518,46 @@ pub enum Timer {
         /// When it fires.
         at: Timestamp,
     },
+    /// Sends [`Command::CheckGps`] at `at`: a unit serving an incident must keep reporting
+    /// its position. One watch per unit; a newer one replaces the older.
+    GpsWatch {
+        /// The unit.
+        unit: UnitId,
+        /// When it fires.
+        at: Timestamp,
+    },
+}
+
+impl Timer {
+    /// When the timer fires.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::AssignmentDeadline { at, .. } | Self::GpsWatch { at, .. } => *at,
+        }
+    }
+
+    /// A stable identity: a timer armed again with the same identity replaces the older.
+    pub fn identity(&self) -> String {
+        match self {
+            Self::AssignmentDeadline {
+                unit, assignment, ..
+            } => format!("deadline:{unit}:{assignment}"),
+            Self::GpsWatch { unit, .. } => format!("gps:{unit}"),
+        }
+    }
+
+    /// The command the timer sends when it fires.
+    pub fn command(&self) -> Command {
+        match self {
+            Self::AssignmentDeadline {
+                unit, assignment, ..
+            } => Command::AssignmentDeadlinePassed {
+                unit: unit.clone(),
+                assignment: *assignment,
+            },
+            Self::GpsWatch { unit, .. } => Command::CheckGps { unit: unit.clone() },
+        }
+    }
 }
 
 /// Work the shell does in the world after the events are stored.

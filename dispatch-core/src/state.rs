@@ -49,6 +49,8 @@ pub struct Policy {
     pub region: BoundingBox,
     /// How many units and destinations a recommendation shows.
     pub recommendation_limit: usize,
+    /// A unit serving an incident whose last fix is older than this raises an alert.
+    pub gps_silence_alert: TravelTime,
 }
 
 impl Default for Policy {
@@ -61,6 +63,7 @@ impl Default for Policy {
             max_plausible_speed: Speed::from_kmh(200.0).unwrap_or(Speed::COLOMBIA_URBAN_LIMIT),
             region: BoundingBox::BOGOTA,
             recommendation_limit: 5,
+            gps_silence_alert: TravelTime::from_minutes(3),
         }
     }
 }
@@ -223,23 +226,34 @@ impl Dispatch {
         self.referrals.get(&id)
     }
 
-    /// Timers the shell must keep (re-derived after a restart).
+    /// Timers the shell must keep (re-derived after a restart): acceptance deadlines of
+    /// open offers, and a GPS watch for every unit serving an incident.
     pub fn pending_timers(&self) -> Vec<Timer> {
-        self.units
-            .values()
-            .filter_map(|u| match &u.status {
-                UnitStatus::Assigned {
-                    assignment,
-                    accept_by,
-                    ..
-                } => Some(Timer::AssignmentDeadline {
+        let mut timers = Vec::new();
+        for u in self.units.values() {
+            if let UnitStatus::Assigned {
+                assignment,
+                accept_by,
+                ..
+            } = &u.status
+            {
+                timers.push(Timer::AssignmentDeadline {
                     unit: u.registration.id.clone(),
                     assignment: *assignment,
                     at: *accept_by,
-                }),
-                _ => None,
-            })
-            .collect()
+                });
+            }
+            if u.status.incident().is_some() {
+                let heard = u
+                    .last_fix
+                    .map_or(u.status.since(), |f| f.at.max(u.status.since()));
+                timers.push(Timer::GpsWatch {
+                    unit: u.registration.id.clone(),
+                    at: heard + self.policy.gps_silence_alert,
+                });
+            }
+        }
+        timers
     }
 
     /// Ranks units for an incident (requires a dispatch point; uses the assessed kind, or
@@ -649,6 +663,7 @@ impl Dispatch {
                     _ => Ok(Decision::default()),
                 }
             }
+            Command::CheckGps { unit } => self.decide_gps_check(unit, now),
             Command::ReportStatus { unit, status } => self.decide_status(unit, status, now),
             Command::ReportPosition { unit, fix } => self.decide_position(unit, fix, now),
             Command::RegisterUnit { registration } => {
@@ -1126,6 +1141,48 @@ impl Dispatch {
         })
     }
 
+    /// A GPS watch fell due. A unit that serves no incident needs no watch; one whose last
+    /// fix (or commitment) is older than the policy's limit raises an alert and is watched
+    /// again; otherwise the watch moves to when the last fix will be too old.
+    fn decide_gps_check(&self, unit: &UnitId, now: Timestamp) -> Decided {
+        let u = self.known_unit(unit)?;
+        let Some(incident) = u.status.incident() else {
+            return Ok(Decision::default());
+        };
+        let limit = self.policy.gps_silence_alert;
+        let heard = u
+            .last_fix
+            .map_or(u.status.since(), |f| f.at.max(u.status.since()));
+        let silent = now.saturating_duration_since(heard);
+        let mut decision = Decision::default();
+        if silent >= limit {
+            let minutes = silent.as_millis() / 60_000;
+            decision.effects.push(Effect::AlertOperators {
+                incident,
+                message: match u.last_fix {
+                    Some(_) => format!(
+                        "{unit} ({}) no reporta GPS desde hace {minutes} min; confirme su posición por radio",
+                        u.status.name()
+                    ),
+                    None => format!(
+                        "{unit} ({}) no ha reportado GPS desde que fue asignada ({minutes} min); confirme su posición por radio",
+                        u.status.name()
+                    ),
+                },
+            });
+            decision.effects.push(Effect::Schedule(Timer::GpsWatch {
+                unit: unit.clone(),
+                at: now + limit,
+            }));
+        } else {
+            decision.effects.push(Effect::Schedule(Timer::GpsWatch {
+                unit: unit.clone(),
+                at: heard + limit,
+            }));
+        }
+        Ok(decision)
+    }
+
     fn decide_position(&self, unit: &UnitId, fix: &GpsFix, now: Timestamp) -> Decided {
         let u = self.known_unit(unit)?;
         self.check_in_region("GPS fix", fix.point)?;
@@ -1202,6 +1259,10 @@ impl Dispatch {
                     unit: unit.clone(),
                     assignment,
                     at: accept_by,
+                }),
+                Effect::Schedule(Timer::GpsWatch {
+                    unit: unit.clone(),
+                    at: now + self.policy.gps_silence_alert,
                 }),
             ],
         }

@@ -332,7 +332,10 @@ fn an_offer_not_accepted_in_time_escalates_and_a_stale_timer_is_ignored() {
     else {
         panic!()
     };
-    assert_eq!(w.dispatch.pending_timers().len(), 1);
+    // The acceptance deadline, and the GPS watch of the committed unit.
+    let pending = w.dispatch.pending_timers();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    assert!(pending.iter().any(|t| matches!(t, Timer::GpsWatch { .. })));
     // Firing early does nothing.
     let early = w.ok(Command::AssignmentDeadlinePassed {
         unit: unit.clone(),
@@ -601,4 +604,69 @@ fn a_position_that_does_not_answer_puts_the_call_back_in_the_queue() {
         position: "sip:pos-03@crue.bogota.gov.co".into(),
     });
     w.assert_replay_reproduces_state();
+}
+
+#[test]
+fn a_committed_unit_that_stops_reporting_gps_raises_an_alert_until_it_reports_again() {
+    let mut w = city();
+    let incident = stroke_incident(&mut w);
+    let d = w.ok(Command::AssignUnit {
+        incident,
+        unit: unit_id("TAM-01"),
+        operator: operator(),
+    });
+    let Some(Effect::Schedule(Timer::GpsWatch { at, .. })) = d
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::Schedule(Timer::GpsWatch { .. })))
+        .cloned()
+    else {
+        panic!("{d:?}")
+    };
+    w.ok(Command::ReportStatus {
+        unit: unit_id("TAM-01"),
+        status: CrewStatus::EnRoute,
+    });
+    // Three minutes without a fix: the check alerts and watches again.
+    w.now = at;
+    let d = w.ok(Command::CheckGps {
+        unit: unit_id("TAM-01"),
+    });
+    assert!(d.events.is_empty(), "an alert is not stored");
+    assert!(
+        d.effects.iter().any(|e| matches!(e, Effect::AlertOperators { message, .. } if message.contains("no ha reportado GPS"))),
+        "{d:?}"
+    );
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Schedule(Timer::GpsWatch { at: next, .. }) if *next > at))
+    );
+    // A fresh fix: the next check is quiet and moves the watch to when that fix ages.
+    w.ok(Command::ReportPosition {
+        unit: unit_id("TAM-01"),
+        fix: GpsFix {
+            point: p(-74.0715, 4.6365),
+            at: w.now,
+            speed: None,
+        },
+    });
+    w.advance(TravelTime::from_secs(60));
+    let d = w.ok(Command::CheckGps {
+        unit: unit_id("TAM-01"),
+    });
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::AlertOperators { .. }))
+    );
+    // A unit that serves no incident needs no watch.
+    let d = w.ok(Command::CheckGps {
+        unit: unit_id("TAB-01"),
+    });
+    assert!(d.effects.is_empty());
+    let refused = w.refused(Command::CheckGps {
+        unit: unit_id("TAB-99"),
+    });
+    assert_eq!(refused.code(), "unknown");
 }

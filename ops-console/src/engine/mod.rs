@@ -281,6 +281,8 @@ pub struct Engine {
     applied_keys: HashSet<String>,
     last_seq: u64,
     timers: BTreeMap<(Timestamp, String), Timer>,
+    /// When each armed timer (by identity) fires, to replace it when re-armed.
+    timer_index: std::collections::HashMap<String, Timestamp>,
     published: broadcast::Sender<Published>,
     config: EngineConfig,
 }
@@ -350,6 +352,7 @@ impl Engine {
             applied_keys,
             last_seq,
             timers: BTreeMap::new(),
+            timer_index: std::collections::HashMap::new(),
             published,
             config,
         };
@@ -537,17 +540,13 @@ impl Engine {
         }
     }
 
+    /// Keeps a timer; one with the same identity replaces the older.
     fn arm(&mut self, timer: &Timer) {
-        match &timer {
-            Timer::AssignmentDeadline {
-                unit,
-                assignment,
-                at,
-            } => {
-                self.timers
-                    .insert((*at, format!("{unit}:{assignment}")), timer.clone());
-            }
+        let identity = timer.identity();
+        if let Some(previous) = self.timer_index.insert(identity.clone(), timer.at()) {
+            self.timers.remove(&(previous, identity.clone()));
         }
+        self.timers.insert((timer.at(), identity), timer.clone());
     }
 
     async fn fire_due_timers(&mut self) -> usize {
@@ -557,13 +556,10 @@ impl Engine {
             if entry.key().0 > now {
                 break;
             }
-            let timer = entry.remove();
-            let Timer::AssignmentDeadline {
-                unit, assignment, ..
-            } = timer;
-            let key = CommandKey(format!("timer:deadline:{unit}:{assignment}"));
-            let command = Command::AssignmentDeadlinePassed { unit, assignment };
-            if let Err(e) = self.execute(&key, &command).await {
+            let ((at, identity), timer) = entry.remove_entry();
+            self.timer_index.remove(&identity);
+            let key = CommandKey(format!("timer:{identity}:{}", at.as_millis()));
+            if let Err(e) = self.execute(&key, &timer.command()).await {
                 tracing::warn!(error = %e, "timer command failed");
             }
             fired += 1;
@@ -592,6 +588,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::ReportStatus { .. } => "report_status",
         Command::ReportPosition { .. } => "report_position",
         Command::AssignmentDeadlinePassed { .. } => "assignment_deadline_passed",
+        Command::CheckGps { .. } => "check_gps",
         Command::RegisterUnit { .. } => "register_unit",
         Command::SetOutOfService { .. } => "set_out_of_service",
         Command::ReturnToService { .. } => "return_to_service",

@@ -192,7 +192,10 @@ async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
     };
     let (handle, _task, stats) = fixture.engine().await;
     assert_eq!(stats.last_seq, stats.events);
-    assert_eq!(stats.timers, 1, "the acceptance deadline is re-armed");
+    assert_eq!(
+        stats.timers, 2,
+        "the acceptance deadline and the unit's GPS watch are re-armed"
+    );
     assert_eq!(snapshot(&handle).await, before);
     let again = handle
         .command(
@@ -446,4 +449,55 @@ async fn a_dispatch_is_followed_by_a_coverage_report_for_the_consoles() {
     assert!((0.0..=1.0).contains(&report.share_within_8_min));
     assert!(report.share_within_15_min >= report.share_within_8_min);
     watch.abort();
+}
+
+#[tokio::test]
+async fn a_unit_silent_on_gps_is_flagged_to_operators_on_the_engine_clock() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let incident = small_city(&handle).await;
+    let unit = snapshot(&handle)
+        .await
+        .units()
+        .next()
+        .unwrap()
+        .registration
+        .id
+        .clone();
+    handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit: unit.clone(),
+                operator: operator(),
+            },
+        )
+        .await
+        .unwrap();
+    handle
+        .command(
+            key("en-route"),
+            Command::ReportStatus {
+                unit: unit.clone(),
+                status: CrewStatus::EnRoute,
+            },
+        )
+        .await
+        .unwrap();
+    let mut events = handle.subscribe();
+    fixture.clock.advance(TravelTime::from_minutes(3));
+    // The (now stale) acceptance deadline and the GPS watch.
+    assert_eq!(handle.fire_due_timers().await.unwrap(), 2);
+    let alert = events.try_recv().unwrap();
+    let Published::Alert { message, .. } = alert else {
+        panic!("{alert:?}")
+    };
+    assert!(message.contains(unit.as_str()), "{message}");
+    // Alerts are derived, not stored: nothing was added to the log.
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let before = store.summary().await.unwrap().events;
+    fixture.clock.advance(TravelTime::from_minutes(3));
+    assert_eq!(handle.fire_due_timers().await.unwrap(), 1, "watched again");
+    assert_eq!(store.summary().await.unwrap().events, before);
 }
