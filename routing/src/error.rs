@@ -79,13 +79,13 @@ pub enum GraphFileError {
 /// Why a query could not be answered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RoutingError {
-    /// The nearest road is too far away.
-    #[error("{point} is {distance} from the nearest drivable road (the limit is {max})")]
+    /// No drivable road within the snapping limit.
+    #[error(
+        "{point} is more than {max} from any drivable road (check lon,lat order and that the point is inside the graph's area)"
+    )]
     TooFarFromRoad {
         /// The point given.
         point: GeoPoint,
-        /// Distance to the nearest road.
-        distance: Meters,
         /// The snapping limit.
         max: Meters,
     },

@@ -228,22 +228,14 @@ impl Router {
 
     pub(crate) fn snap_within(&self, point: GeoPoint, max: Meters) -> Result<Snap, RoutingError> {
         let graph = self.graph_ref();
-        let position =
-            self.shared
-                .snap
-                .nearest(graph, point)
-                .ok_or(RoutingError::TooFarFromRoad {
-                    point,
-                    distance: Meters::new(f64::MAX / 4.0),
-                    max,
-                })?;
+        let position = self
+            .shared
+            .snap
+            .nearest(graph, point, max.get())
+            .ok_or(RoutingError::TooFarFromRoad { point, max })?;
         let distance = Meters::new(position.distance_m);
         if distance > max {
-            return Err(RoutingError::TooFarFromRoad {
-                point,
-                distance,
-                max,
-            });
+            return Err(RoutingError::TooFarFromRoad { point, max });
         }
         let street = graph
             .names
@@ -731,7 +723,13 @@ impl Router {
             let nodes: Vec<u32> = others.iter().flatten().map(|s| s.node).collect();
             let mut selection = Vec::new();
             cch::ancestors(topo, &nodes, &mut scratch.mark, stamp, &mut selection);
-            selection.sort_unstable_by(|a, b| b.cmp(a));
+            // Descending rank: a scan of the marks is cheaper than sorting the selection.
+            selection.clear();
+            selection.extend(
+                (0..index(scratch.mark.len()))
+                    .rev()
+                    .filter(|&v| scratch.mark[v as usize] == stamp),
+            );
             let descend = match direction {
                 Direction::Forward => &metric.down,
                 Direction::Backward => &metric.up,

@@ -241,3 +241,56 @@ fn partial_recustomization_equals_a_full_customization() {
         );
     }
 }
+
+#[test]
+fn grid_snapping_finds_the_nearest_segment_like_a_brute_force_search() {
+    let (_, router) = porto();
+    let g = router.graph_ref();
+    let s = g.summary();
+    let mut state = 99u64;
+    let mut unit = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        #[allow(clippy::cast_precision_loss)]
+        let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+        u
+    };
+    let mut found = 0;
+    for _ in 0..300 {
+        // Inside the graph's box and a little around it.
+        let lon = s.min.lon() - 0.01 + unit() * (s.max.lon() - s.min.lon() + 0.02);
+        let lat = s.min.lat() - 0.01 + unit() * (s.max.lat() - s.min.lat() + 0.02);
+        let p = maps::GeoPoint::new(lon, lat).unwrap();
+        let brute = (0..g.piece_name.len())
+            .flat_map(|piece| g.piece_first[piece] as usize..g.piece_first[piece + 1] as usize - 1)
+            .map(|i| router.shared.snap.test_distance(p, i))
+            .fold(f64::INFINITY, f64::min);
+        match router.shared.snap.nearest(g, p, 500.0) {
+            Some(position) => {
+                found += 1;
+                let d = router.shared.snap.test_distance(p, {
+                    // The segment of the position: distance recomputed in the same frame.
+                    let start = g.piece_first[position.piece as usize] as usize;
+                    let end = g.piece_first[position.piece as usize + 1] as usize - 1;
+                    (start..end)
+                        .min_by(|&a, &b| {
+                            router
+                                .shared
+                                .snap
+                                .test_distance(p, a)
+                                .total_cmp(&router.shared.snap.test_distance(p, b))
+                        })
+                        .unwrap()
+                });
+                assert!(
+                    (d - brute).abs() < 0.05,
+                    "{p}: grid {d} m, brute force {brute} m"
+                );
+                assert!(brute <= 500.0 * 1.01 + 1.0);
+            }
+            None => assert!(brute > 500.0 * 0.99, "{p}: missed a road {brute} m away"),
+        }
+    }
+    assert!(found > 100, "{found}");
+}

@@ -6,13 +6,17 @@ pub mod bench_crash;
 pub mod bench_dispatch;
 pub mod bench_load;
 mod config_check;
+mod routing;
+mod routing_bench;
 mod serve;
 mod triage;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, TriageCommand};
+use crate::cli::{
+    BenchCommand, Cli, Command, ConfigCommand, OsmCommand, RoutingCommand, TriageCommand,
+};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -28,6 +32,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Triage(TriageCommand::Eval { cases, protocols }) => {
             self::triage::eval(&cases, protocols.as_deref())
         }
+        Command::Osm(OsmCommand::Import(args)) => self::routing::import(&args),
+        Command::Route(args) => self::routing::route(&args),
+        Command::Catchment(args) => self::routing::catchment(&args),
+        Command::Eta(args) => self::routing::eta(&args),
+        Command::Routing(RoutingCommand::ExportEdges(args)) => self::routing::export_edges(&args),
+        Command::Bench(BenchCommand::Routing(args)) => routing_bench::run(&args),
     };
     match result {
         Ok(code) => code,
