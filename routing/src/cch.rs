@@ -301,8 +301,20 @@ impl Metric {
             }
         }
         let y = topo.up_head[k];
-        // Lower triangles: common lower neighbours v of x and y.
+        // Lower triangles: common lower neighbours v of x and y. When y has many more lower
+        // neighbours than x (y is near the top), look each v of x up in v's upper list.
         let (rx, ry) = (topo.down(x), topo.down(y));
+        if rx.len() * 8 < ry.len() {
+            for i in rx {
+                let v = topo.down_tail[i];
+                if let Some(leg_y) = topo.find_arc(v, y) {
+                    let leg_x = topo.down_arc[i] as usize;
+                    up = up.min(self.down[leg_x] + self.up[leg_y]);
+                    down = down.min(self.down[leg_y] + self.up[leg_x]);
+                }
+            }
+            return (up.min(INF), down.min(INF));
+        }
         let (mut i, mut j) = (rx.start, ry.start);
         while i < rx.end && j < ry.end {
             match topo.down_tail[i].cmp(&topo.down_tail[j]) {
