@@ -348,8 +348,9 @@ impl Metric {
         arc_edge_first: &[u32],
         arc_edges: &[u32],
         changed: &[u32],
+        buffers: &mut UpdateBuffers,
     ) -> usize {
-        let mut state = UpdateState::new(topo.arc_count());
+        let mut state = UpdateState::new(topo.arc_count(), buffers);
         for &b in changed {
             let range =
                 arc_edge_first[b as usize] as usize..arc_edge_first[b as usize + 1] as usize;
@@ -389,6 +390,7 @@ impl Metric {
             }
             self.propagate(topo, lower, &batch, &mut state);
         }
+        state.release(buffers);
         recomputed
     }
 
@@ -403,7 +405,9 @@ impl Metric {
     ) {
         // Original weights of the batch's arcs by position in up(lower).
         let first_arc = topo.up_first[lower as usize] as usize;
-        let mut old_of: Vec<Option<Pending>> = vec![None; topo.up(lower).len()];
+        let mut old_of = std::mem::take(&mut state.old_of);
+        old_of.clear();
+        old_of.resize(topo.up(lower).len(), None);
         for &(arc, original) in batch {
             old_of[arc - first_arc] = Some(original);
         }
@@ -466,6 +470,7 @@ impl Metric {
                 }
             }
         }
+        state.old_of = old_of;
     }
 }
 
@@ -478,21 +483,48 @@ struct Pending {
     full: bool,
 }
 
+/// Memory kept between partial updates (a few megabytes on a city; allocating it afresh
+/// each time costs more than the update of a handful of edges).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UpdateBuffers {
+    slot: Vec<u32>,
+    pending: Vec<Pending>,
+    old_of: Vec<Option<Pending>>,
+}
+
 /// The arcs waiting in a partial update, smallest arc (lowest lower end) first.
 struct UpdateState {
     heap: BinaryHeap<Reverse<u32>>,
-    /// `slot[arc]` indexes `pending` ([`NONE`] when not pending).
+    /// `slot[arc]` indexes `pending` ([`NONE`] when not pending); all [`NONE`] between
+    /// updates.
     slot: Vec<u32>,
     pending: Vec<Pending>,
+    old_of: Vec<Option<Pending>>,
 }
 
 impl UpdateState {
-    fn new(arcs: usize) -> Self {
+    fn new(arcs: usize, buffers: &mut UpdateBuffers) -> Self {
+        let mut slot = std::mem::take(&mut buffers.slot);
+        if slot.len() != arcs {
+            slot.clear();
+            slot.resize(arcs, NONE);
+        }
+        let mut pending = std::mem::take(&mut buffers.pending);
+        pending.clear();
         Self {
             heap: BinaryHeap::new(),
-            slot: vec![NONE; arcs],
-            pending: Vec::new(),
+            slot,
+            pending,
+            old_of: std::mem::take(&mut buffers.old_of),
         }
+    }
+
+    /// Gives the memory back (every slot is [`NONE`] again: each pending arc was taken).
+    fn release(self, buffers: &mut UpdateBuffers) {
+        debug_assert!(self.heap.is_empty());
+        buffers.slot = self.slot;
+        buffers.pending = self.pending;
+        buffers.old_of = self.old_of;
     }
 
     /// The weights an arc had before the update.

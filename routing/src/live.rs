@@ -143,6 +143,7 @@ pub(crate) struct LiveState {
     settings: LiveSettings,
     clock: Option<Timestamp>,
     arcs: FxHashMap<u32, LiveArc>,
+    buffers: crate::cch::UpdateBuffers,
 }
 
 fn weight(age: TravelTime, half_life: TravelTime) -> f64 {
@@ -156,6 +157,7 @@ impl LiveState {
             settings,
             clock: None,
             arcs: FxHashMap::default(),
+            buffers: crate::cch::UpdateBuffers::default(),
         }
     }
 
@@ -400,6 +402,7 @@ impl Router {
                 &graph.arc_edge_first,
                 &graph.arc_edges,
                 changed,
+                &mut live.buffers,
             );
         }
         recomputed

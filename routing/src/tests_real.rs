@@ -207,6 +207,8 @@ fn partial_recustomization_equals_a_full_customization() {
             .wrapping_add(1_442_695_040_888_963_407);
         state >> 33
     };
+    // The same buffers across rounds, as the router keeps them.
+    let mut buffers = crate::cch::UpdateBuffers::default();
     for round in 0..4 {
         let mut arc_ms = base.arc_ms.clone();
         let mut changed = Vec::new();
@@ -232,6 +234,7 @@ fn partial_recustomization_equals_a_full_customization() {
             &g.arc_edge_first,
             &g.arc_edges,
             &changed,
+            &mut buffers,
         );
         let full = Metric::customize(&g.cch, arc_ms, &g.edge_arc);
         assert!(recomputed > 0);
