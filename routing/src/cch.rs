@@ -424,6 +424,10 @@ impl Metric {
                 if other == leg {
                     continue;
                 }
+                // A pair of changed legs is examined once, from the first of the two.
+                if other < leg && old_of[other - first_arc].is_some() {
+                    continue;
+                }
                 let z = topo.up_head[other];
                 let target = if z > y {
                     while above < up_y.end && topo.up_head[above] < z {
@@ -451,21 +455,24 @@ impl Metric {
                 let zy = (old_other.1 + old_leg.up, self.down[other] + self.up[leg]);
                 // Oriented as the target's up weight (low → high) and down weight.
                 let (up_path, down_path) = if y < z { (yz, zy) } else { (zy, yz) };
-                let original = state.original(target, (self.up[target], self.down[target]));
+                // Compared with the target's current weight rather than its original one: if
+                // the target was already lowered in this update, it is below the old path
+                // (which was at least the original), so `old == current` cannot hold and an
+                // increase of that path does not matter; otherwise current is original.
+                let current = (self.up[target], self.down[target]);
                 let mut touched = false;
                 let mut full = false;
-                for ((old, new), weight, original_weight) in [
-                    (up_path, &mut self.up[target], original.0),
-                    (down_path, &mut self.down[target], original.1),
-                ] {
-                    if new < *weight {
-                        *weight = new;
+                for ((old, new), weight) in [(up_path, current.0), (down_path, current.1)] {
+                    if new < weight {
                         touched = true;
-                    } else if old == original_weight && new > old {
+                    } else if old == weight && new > old {
                         full = true;
                     }
                 }
                 if touched || full {
+                    let original = state.original(target, current);
+                    self.up[target] = self.up[target].min(up_path.1);
+                    self.down[target] = self.down[target].min(down_path.1);
                     state.mark(target, original, full);
                 }
             }
