@@ -301,8 +301,20 @@ impl Metric {
             }
         }
         let y = topo.up_head[k];
-        // Lower triangles: common lower neighbours v of x and y.
+        // Lower triangles: common lower neighbours v of x and y. When y has many more lower
+        // neighbours than x (y is near the top), look each v of x up in v's upper list.
         let (rx, ry) = (topo.down(x), topo.down(y));
+        if rx.len() * 8 < ry.len() {
+            for i in rx {
+                let v = topo.down_tail[i];
+                if let Some(leg_y) = topo.find_arc(v, y) {
+                    let leg_x = topo.down_arc[i] as usize;
+                    up = up.min(self.down[leg_x] + self.up[leg_y]);
+                    down = down.min(self.down[leg_y] + self.up[leg_x]);
+                }
+            }
+            return (up.min(INF), down.min(INF));
+        }
         let (mut i, mut j) = (rx.start, ry.start);
         while i < rx.end && j < ry.end {
             match topo.down_tail[i].cmp(&topo.down_tail[j]) {
@@ -336,8 +348,9 @@ impl Metric {
         arc_edge_first: &[u32],
         arc_edges: &[u32],
         changed: &[u32],
+        buffers: &mut UpdateBuffers,
     ) -> usize {
-        let mut state = UpdateState::new(topo.arc_count());
+        let mut state = UpdateState::new(topo.arc_count(), buffers);
         for &b in changed {
             let range =
                 arc_edge_first[b as usize] as usize..arc_edge_first[b as usize + 1] as usize;
@@ -377,6 +390,7 @@ impl Metric {
             }
             self.propagate(topo, lower, &batch, &mut state);
         }
+        state.release(buffers);
         recomputed
     }
 
@@ -391,7 +405,9 @@ impl Metric {
     ) {
         // Original weights of the batch's arcs by position in up(lower).
         let first_arc = topo.up_first[lower as usize] as usize;
-        let mut old_of: Vec<Option<Pending>> = vec![None; topo.up(lower).len()];
+        let mut old_of = std::mem::take(&mut state.old_of);
+        old_of.clear();
+        old_of.resize(topo.up(lower).len(), None);
         for &(arc, original) in batch {
             old_of[arc - first_arc] = Some(original);
         }
@@ -406,6 +422,10 @@ impl Metric {
                 down_y.start + topo.down_tail[down_y.clone()].partition_point(|&t| t <= lower);
             for other in topo.up(lower) {
                 if other == leg {
+                    continue;
+                }
+                // A pair of changed legs is examined once, from the first of the two.
+                if other < leg && old_of[other - first_arc].is_some() {
                     continue;
                 }
                 let z = topo.up_head[other];
@@ -435,25 +455,29 @@ impl Metric {
                 let zy = (old_other.1 + old_leg.up, self.down[other] + self.up[leg]);
                 // Oriented as the target's up weight (low → high) and down weight.
                 let (up_path, down_path) = if y < z { (yz, zy) } else { (zy, yz) };
-                let original = state.original(target, (self.up[target], self.down[target]));
+                // Compared with the target's current weight rather than its original one: if
+                // the target was already lowered in this update, it is below the old path
+                // (which was at least the original), so `old == current` cannot hold and an
+                // increase of that path does not matter; otherwise current is original.
+                let current = (self.up[target], self.down[target]);
                 let mut touched = false;
                 let mut full = false;
-                for ((old, new), weight, original_weight) in [
-                    (up_path, &mut self.up[target], original.0),
-                    (down_path, &mut self.down[target], original.1),
-                ] {
-                    if new < *weight {
-                        *weight = new;
+                for ((old, new), weight) in [(up_path, current.0), (down_path, current.1)] {
+                    if new < weight {
                         touched = true;
-                    } else if old == original_weight && new > old {
+                    } else if old == weight && new > old {
                         full = true;
                     }
                 }
                 if touched || full {
+                    let original = state.original(target, current);
+                    self.up[target] = self.up[target].min(up_path.1);
+                    self.down[target] = self.down[target].min(down_path.1);
                     state.mark(target, original, full);
                 }
             }
         }
+        state.old_of = old_of;
     }
 }
 
@@ -466,21 +490,48 @@ struct Pending {
     full: bool,
 }
 
+/// Memory kept between partial updates (a few megabytes on a city; allocating it afresh
+/// each time costs more than the update of a handful of edges).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UpdateBuffers {
+    slot: Vec<u32>,
+    pending: Vec<Pending>,
+    old_of: Vec<Option<Pending>>,
+}
+
 /// The arcs waiting in a partial update, smallest arc (lowest lower end) first.
 struct UpdateState {
     heap: BinaryHeap<Reverse<u32>>,
-    /// `slot[arc]` indexes `pending` ([`NONE`] when not pending).
+    /// `slot[arc]` indexes `pending` ([`NONE`] when not pending); all [`NONE`] between
+    /// updates.
     slot: Vec<u32>,
     pending: Vec<Pending>,
+    old_of: Vec<Option<Pending>>,
 }
 
 impl UpdateState {
-    fn new(arcs: usize) -> Self {
+    fn new(arcs: usize, buffers: &mut UpdateBuffers) -> Self {
+        let mut slot = std::mem::take(&mut buffers.slot);
+        if slot.len() != arcs {
+            slot.clear();
+            slot.resize(arcs, NONE);
+        }
+        let mut pending = std::mem::take(&mut buffers.pending);
+        pending.clear();
         Self {
             heap: BinaryHeap::new(),
-            slot: vec![NONE; arcs],
-            pending: Vec::new(),
+            slot,
+            pending,
+            old_of: std::mem::take(&mut buffers.old_of),
         }
+    }
+
+    /// Gives the memory back (every slot is [`NONE`] again: each pending arc was taken).
+    fn release(self, buffers: &mut UpdateBuffers) {
+        debug_assert!(self.heap.is_empty());
+        buffers.slot = self.slot;
+        buffers.pending = self.pending;
+        buffers.old_of = self.old_of;
     }
 
     /// The weights an arc had before the update.

@@ -13,7 +13,7 @@
 //!   a split node, from each arrival copy whose turn onto the arc is permitted) to the arc's
 //!   *target* routing node. Elsewhere every turn is permitted, U-turns included;
 //! - **rank**: routing nodes are numbered in contraction order, so an index *is* a rank in the
-//!   hierarchy ([`crate::cch`]).
+//!   hierarchy (the private `cch` module).
 //!
 //! Indices are `u32` and never leave the crate.
 

@@ -8,39 +8,44 @@
 //! the async runtime.
 //!
 //! # Layout
-//! - [`osm`](crate::osm) (private): PBF bytes → drivable ways, one-way rules, speed limits,
-//!   names, via-node turn restrictions. [`build`]: ways → pieces → arcs → turns; largest
-//!   strongly connected part; nested-dissection order; contraction.
-//! - [`graph`]: [`RoadGraph`], its terms (node, piece, arc, turn, rank) and invariants;
-//!   [`format`]: the versioned, checksummed graph file.
-//! - [`order`](crate::order) (private): inertial-flow nested dissection.
-//!   [`cch`](crate::cch) (private): the customizable contraction hierarchy — topology,
-//!   customization, partial re-customization, elimination-tree searches, PHAST sweeps,
-//!   shortcut unpacking.
+//! - `osm` (private): PBF bytes → drivable ways, one-way rules, speed limits, names, via-node
+//!   turn restrictions. [`build`]: ways → pieces → arcs; forbidden turns at split via nodes;
+//!   the routing graph; its largest strongly connected part; nested-dissection order;
+//!   contraction.
+//! - [`graph`]: [`RoadGraph`], its terms (node, piece, arc, routing node, edge, rank) and
+//!   invariants; [`mod@format`]: the versioned, checksummed graph file.
+//! - `order` (private): peeling and inertial-flow nested dissection. `cch` (private): the
+//!   customizable contraction hierarchy — topology, customization, partial
+//!   re-customization, elimination-tree searches, PHAST sweeps, shortcut unpacking.
 //! - [`profile`]: the travel-time model and the embedded Bogotá profile
 //!   (`profiles/bogota.toml`, calibrated to the Secretaría de Movilidad's 22.8–25 km/h peak
 //!   and ~34 km/h off-peak averages; Colombia's 50 km/h urban limit).
 //! - [`router`]: [`Router`] — [`Router::snap`], [`Router::catchment`],
 //!   [`Router::catchments`], [`Router::coverage`], [`Router::etas_to`],
 //!   [`Router::times_from`], [`Router::route`]; [`live`]: map matching of GPS fixes and
-//!   blending of live speeds; [`steps`]: Spanish instructions; [`reference`]: plain Dijkstra.
+//!   blending of live speeds; [`steps`]: Spanish instructions; [`mod@reference`]: plain
+//!   Dijkstra.
 //!
 //! # Model
-//! The graph is *turn-aware*: its nodes are directed road arcs and its arcs are permitted
-//! turns, so turn restrictions (`no_*`, `only_*`) hold exactly and U-turns are allowed only
-//! at dead ends (with a 20 s penalty). Travel times are integer milliseconds. Queries snap
-//! arbitrary points to the nearest road (error beyond [`RouterOptions::max_snap_distance`]).
+//! Routing runs on a node-based graph of intersections in which only the *via* nodes of turn
+//! restrictions are split, one routing node per arriving arc with edges for the permitted
+//! turns only, so `no_*` and `only_*` restrictions hold exactly; elsewhere every turn is
+//! permitted, U-turns included, at no cost. Travel times are integer milliseconds. Queries
+//! snap arbitrary points to the nearest road (error beyond
+//! [`RouterOptions::max_snap_distance`]); a point on a two-way street may leave and be
+//! reached in either direction.
 //!
 //! # Invariants
 //! - [`RoadGraph::check_invariants`] holds after import and after loading a file: indices
-//!   in range, geometry joins arc ends, turns join arcs at a shared node, the hierarchy is
-//!   chordal and covers every turn.
-//! - Every kept arc can reach every other (largest strongly connected part), unless
+//!   in range, geometry joins arc ends, every arc leads to a routing node at its head and
+//!   its edges leave from routing nodes at its tail, the hierarchy is chordal and covers
+//!   every edge.
+//! - Every kept position can reach every other (largest strongly connected part), unless
 //!   [`ImportOptions::keep_all_components`] was asked for.
 //! - Fast queries return exactly the reference Dijkstra's times (differential tests).
 //! - Graph indices never leave the crate; [`live::RoadSegment`] is opaque.
 //!
-//! Map data © OpenStreetMap contributors, ODbL ([`maps::OSM_ATTRIBUTION`]).
+//! Map data © OpenStreetMap contributors, ODbL ([`maps::geojson::OSM_ATTRIBUTION`]).
 
 pub mod build;
 mod cch;

@@ -11,8 +11,10 @@
 //!    `estimate = (1 − α) · prior + α · v` with `α = smoothing`.
 //! 3. **Decay**: at the live clock `now` (the latest `now` given to `observe`), the speed
 //!    applied is `λ(now) · estimate + (1 − λ(now)) · profile(now)`; a segment whose weight
-//!    `λ` falls below 5% is dropped and returns exactly to the profile. Applied speeds are
-//!    refreshed when they move by more than [`LiveSettings::min_change`].
+//!    `λ` falls below 5% is dropped and returns exactly to the profile. Decay is re-evaluated
+//!    for every live segment once per [`LiveSettings::decay_step`] (in between, only for
+//!    segments with new observations), and applied speeds are refreshed when they move by
+//!    more than [`LiveSettings::min_change`].
 //! 4. **Scope**: live speeds apply to departures in the same profile time bucket as the live
 //!    clock (e.g. the same hour of the same day). Other departures use the profile alone.
 //!    Cached live metrics are re-customized in place, partially (only hierarchy arcs whose
@@ -42,6 +44,9 @@ pub struct LiveSettings {
     pub max_age: TravelTime,
     /// Relative change of a segment's speed that triggers re-customization (default 2%).
     pub min_change: f64,
+    /// How often decay is re-evaluated for every live segment (default 1 min); in between,
+    /// only segments with new observations are re-evaluated.
+    pub decay_step: TravelTime,
     /// GPS fixes farther than this from a road are not matched (default 50 m).
     pub match_snap_distance: Meters,
     /// Longest interval between two fixes that is matched (default 5 min).
@@ -55,6 +60,7 @@ impl Default for LiveSettings {
             smoothing: 0.5,
             max_age: TravelTime::from_minutes(30),
             min_change: 0.02,
+            decay_step: TravelTime::from_minutes(1),
             match_snap_distance: Meters::new(50.0),
             max_match_interval: TravelTime::from_minutes(5),
         }
@@ -142,7 +148,10 @@ struct LiveArc {
 pub(crate) struct LiveState {
     settings: LiveSettings,
     clock: Option<Timestamp>,
+    /// When decay was last re-evaluated for every live segment.
+    decayed_at: Option<Timestamp>,
     arcs: FxHashMap<u32, LiveArc>,
+    buffers: crate::cch::UpdateBuffers,
 }
 
 fn weight(age: TravelTime, half_life: TravelTime) -> f64 {
@@ -155,7 +164,9 @@ impl LiveState {
         Self {
             settings,
             clock: None,
+            decayed_at: None,
             arcs: FxHashMap::default(),
+            buffers: crate::cch::UpdateBuffers::default(),
         }
     }
 
@@ -266,6 +277,7 @@ impl Router {
             .is_none_or(|c| self.profile.absolute_bucket(c) != self.profile.absolute_bucket(now));
         self.live.clock = Some(now);
         if bucket_changed {
+            self.live.decayed_at = None;
             self.cache
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -314,7 +326,7 @@ impl Router {
             fresh.push(arc);
             update.accepted += 1;
         }
-        let changed = self.decay_live(now);
+        let changed = self.decay_live(now, &fresh);
         update.changed_segments = changed.len();
         update.live_segments = self.live.arcs.len();
         if !changed.is_empty() {
@@ -323,17 +335,26 @@ impl Router {
         update
     }
 
-    /// Decays every live speed to `now`, drops those that have faded, and returns the
-    /// segments whose applied speed changed (sorted).
-    fn decay_live(&mut self, now: Timestamp) -> Vec<u32> {
+    /// Decays the live speeds to `now` (every segment once per `decay_step`, otherwise only
+    /// the `fresh` ones), drops those that have faded, and returns the segments whose applied
+    /// speed changed (sorted).
+    fn decay_live(&mut self, now: Timestamp, fresh: &[u32]) -> Vec<u32> {
         let settings = self.live.settings;
         let mut changed: Vec<u32> = Vec::new();
         let mut dropped: Vec<u32> = Vec::new();
         let factors_now = self.class_factors(now);
-        let profile_now: Vec<(u32, f64)> = self
+        let everything = self
             .live
-            .arcs
-            .keys()
+            .decayed_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= settings.decay_step);
+        let arcs: Vec<u32> = if everything {
+            self.live.decayed_at = Some(now);
+            self.live.arcs.keys().copied().collect()
+        } else {
+            fresh.to_vec()
+        };
+        let profile_now: Vec<(u32, f64)> = arcs
+            .iter()
             .map(|&a| (a, self.traffic_kmh(a, &factors_now)))
             .collect();
         for (arc, profile) in profile_now {
@@ -400,6 +421,7 @@ impl Router {
                 &graph.arc_edge_first,
                 &graph.arc_edges,
                 changed,
+                &mut live.buffers,
             );
         }
         recomputed

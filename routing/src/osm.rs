@@ -171,11 +171,12 @@ fn parse_blob_header(mut bytes: &[u8]) -> Option<(String, usize)> {
             2 => {
                 let (len, used) = varint(bytes)?;
                 let len = usize::try_from(len).ok()?;
-                let value = bytes.get(used..used + len)?;
+                let end = used.checked_add(len)?;
+                let value = bytes.get(used..end)?;
                 if field == 1 {
                     kind = Some(String::from_utf8(value.to_vec()).ok()?);
                 }
-                bytes = &bytes[used + len..];
+                bytes = &bytes[end..];
             }
             1 => bytes = bytes.get(8..)?,
             5 => bytes = bytes.get(4..)?,
@@ -620,6 +621,14 @@ mod tests {
         assert!(matches!(
             read_network(&real[..3], &noop),
             Err(ImportError::Truncated { offset: 0 })
+        ));
+        // A header whose string field claims an absurd length.
+        let mut absurd = vec![0u8, 0, 0, 12, 0x0a];
+        absurd.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        absurd.push(0);
+        assert!(matches!(
+            read_network(&absurd, &noop),
+            Err(ImportError::NotPbf(_))
         ));
         // Flip bytes inside the compressed data of the second block: zlib notices.
         let mut corrupt = real.clone();

@@ -9,10 +9,10 @@
 //!
 //! **Positions.** A point is snapped to the nearest road piece; a source on a two-way street
 //! may leave in either direction, a target may be reached from either direction. A source
-//! at fraction `f` of arc `a` starts at the end of `a` with `(1 − f) · time(a)` already
-//! spent; a target at fraction `g` of arc `b` is reached from every arc `p` that may turn onto
-//! `b`, adding the turn's penalty and `g · time(b)`. A source and a target on the same arc,
-//! the target ahead, are also joined directly. All of this is exact in integer milliseconds
+//! at fraction `f` of arc `a` starts at the routing node `a` leads to, with `(1 − f) · time(a)`
+//! already spent; a target at fraction `g` of arc `b` is reached from every routing node an
+//! edge of `b` leaves from, adding `g · time(b)`. A source and a target on the same arc, the
+//! target ahead, are also joined directly. All of this is exact in integer milliseconds
 //! and shared with the reference Dijkstra ([`crate::reference`]).
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -163,7 +163,7 @@ type NodeTimes = Vec<(u32, u32)>;
 /// Per point: the index of the nearest source and the time from it.
 pub type NearestTimes = Vec<Result<(usize, TravelTime), RoutingError>>;
 
-/// A source or target seed: turn-graph node, initial distance, and the arc and along-arc
+/// A source or target seed: routing node, initial distance, and the arc and along-arc
 /// fraction it stands for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seed {
@@ -440,7 +440,7 @@ impl Router {
         })
     }
 
-    /// Catchments of many sources (e.g. every emergency department), [`LANES`] sources per
+    /// Catchments of many sources (e.g. every emergency department), eight sources per
     /// sweep, sweeps in parallel across cores. One result per source, in order.
     pub fn catchments(
         &self,

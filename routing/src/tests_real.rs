@@ -207,6 +207,8 @@ fn partial_recustomization_equals_a_full_customization() {
             .wrapping_add(1_442_695_040_888_963_407);
         state >> 33
     };
+    // The same buffers across rounds, as the router keeps them.
+    let mut buffers = crate::cch::UpdateBuffers::default();
     for round in 0..4 {
         let mut arc_ms = base.arc_ms.clone();
         let mut changed = Vec::new();
@@ -232,6 +234,7 @@ fn partial_recustomization_equals_a_full_customization() {
             &g.arc_edge_first,
             &g.arc_edges,
             &changed,
+            &mut buffers,
         );
         let full = Metric::customize(&g.cch, arc_ms, &g.edge_arc);
         assert!(recomputed > 0);
@@ -293,4 +296,37 @@ fn grid_snapping_finds_the_nearest_segment_like_a_brute_force_search() {
         }
     }
     assert!(found > 100, "{found}");
+}
+
+#[test]
+fn the_reference_dijkstra_agrees_with_petgraph() {
+    use petgraph::graph::{DiGraph, NodeIndex};
+    let (_, router) = porto();
+    let g = router.graph_ref();
+    let metric = router.metric(peak());
+    let mut pg: DiGraph<(), u64> = DiGraph::with_capacity(g.routing_count(), g.edge_arc.len());
+    for _ in 0..g.routing_count() {
+        pg.add_node(());
+    }
+    for e in 0..g.edge_arc.len() {
+        pg.add_edge(
+            NodeIndex::new(g.edge_tail[e] as usize),
+            NodeIndex::new(g.edge_head(e) as usize),
+            u64::from(metric.arc_ms[g.edge_arc[e] as usize]),
+        );
+    }
+    for source in [0u32, 1_234, 30_000, index(g.routing_count() - 1)] {
+        let ours = crate::reference::dijkstra(g, &metric, &[(source, 0)], true);
+        let theirs =
+            petgraph::algo::dijkstra(&pg, NodeIndex::new(source as usize), None, |e| *e.weight());
+        assert_eq!(theirs.len(), g.routing_count(), "everything is reachable");
+        for (node, &d) in &theirs {
+            assert_eq!(
+                u64::from(ours[node.index()]),
+                d,
+                "from {source} to {}",
+                node.index()
+            );
+        }
+    }
 }

@@ -196,3 +196,22 @@ fn routes_have_spanish_steps_with_streets() {
         route.distance
     );
 }
+
+#[test]
+fn the_router_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Router>();
+    shareable::<routing::Catchment>();
+    // Two threads query one router at once and agree with each other.
+    let r = router(CITY);
+    let p = points().to_vec();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let r = std::sync::Arc::clone(&r);
+            let p = p.clone();
+            std::thread::spawn(move || r.times_from(p[0], &p, peak()).unwrap())
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results[0], results[1]);
+}

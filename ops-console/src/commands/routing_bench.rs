@@ -163,7 +163,9 @@ pub(crate) fn run(args: &BenchRoutingArgs) -> anyhow::Result<ExitCode> {
     // Live update of 100 edges (the live metric of the current bucket exists).
     let segments: Vec<_> = router.segments().collect();
     let mut rng = SplitMix(args.seed ^ 0x5eed);
-    let batch = |rng: &mut SplitMix| -> Vec<SpeedObservation> {
+    // GPS batches arrive every five seconds: the live clock moves on, and decay is
+    // re-evaluated for every segment with a live speed at each update.
+    let batch = |rng: &mut SplitMix, at: Timestamp| -> Vec<SpeedObservation> {
         (0..100)
             .map(|_| {
                 #[allow(clippy::cast_possible_truncation)]
@@ -177,15 +179,16 @@ pub(crate) fn run(args: &BenchRoutingArgs) -> anyhow::Result<ExitCode> {
             })
             .collect()
     };
-    let first = batch(&mut rng);
+    let first = batch(&mut rng, at);
     router.observe(&first, at);
     router.prepare(departure);
     let mut times = Vec::new();
     let mut recomputed = Vec::new();
-    for _ in 0..40 {
-        let observations = batch(&mut rng);
+    for step in 1..=40 {
+        let now = at + TravelTime::from_secs(5 * step);
+        let observations = batch(&mut rng, now);
         let watch = Stopwatch::start();
-        let update = router.observe(&observations, at);
+        let update = router.observe(&observations, now);
         times.push(ms(watch));
         #[allow(clippy::cast_precision_loss)]
         recomputed.push(update.recomputed_arcs as f64);
