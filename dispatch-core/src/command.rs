@@ -597,6 +597,9 @@ pub enum Effect {
         from: GpsFix,
         /// New fix.
         to: GpsFix,
+        /// The unit was driving to an incident or carrying a patient (sirens on): faster
+        /// than the traffic, so its speed is scaled back before it becomes a live speed.
+        emergency: bool,
     },
     /// Send the closed transfer record to the patient's EPS (through the outbox).
     EmitTransferRecord {

@@ -1216,6 +1216,10 @@ impl Dispatch {
                     unit: unit.clone(),
                     from: last,
                     to: *fix,
+                    emergency: matches!(
+                        u.status,
+                        UnitStatus::EnRoute { .. } | UnitStatus::Transporting { .. }
+                    ),
                 });
             }
         }

@@ -102,8 +102,8 @@ pub fn spawn_pump(
 
 /// Where live speeds go (the routing engine, when a road graph is loaded).
 pub trait TravelObserver: Send + Sync {
-    /// A unit drove from one fix to the next.
-    fn observe(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix);
+    /// A unit drove from one fix to the next; `emergency` when it ran with sirens.
+    fn observe(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix, emergency: bool);
 }
 
 /// The engine's door to the outside world.
@@ -175,9 +175,9 @@ impl EffectSink for ShellEffects {
         });
     }
 
-    fn observe_travel(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix) {
+    fn observe_travel(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix, emergency: bool) {
         if let Some(travel) = &self.travel {
-            travel.observe(unit, from, to);
+            travel.observe(unit, from, to, emergency);
         }
     }
 }

@@ -5,6 +5,11 @@
 //! speeds from ambulance GPS to it. Queries take a shared lock; live-speed updates take the
 //! exclusive lock for the few milliseconds a partial re-customization lasts.
 //!
+//! Every question the core asks is about an ambulance, so travel times are the profile's
+//! **emergency vehicle** times (congested speed × the profile's `emergency_factor`, never
+//! above free flow). GPS movement of a unit driving to an incident or with a patient is
+//! scaled back by the same factor before it becomes a live (traffic) speed.
+//!
 //! A point the router cannot use (farther than its snapping limit from any road, or
 //! outside the graph) gives `None` for that point, which the core reports as unreachable;
 //! when the incident itself cannot be placed on the graph the whole query falls back to
@@ -18,7 +23,7 @@ use dispatch_core::fleet::GpsFix;
 use dispatch_core::ids::UnitId;
 use dispatch_core::{StraightLine, TravelTimes};
 use maps::{GeoPoint, Timestamp, TravelTime};
-use routing::{Profile, RoadGraph, Router, RoutingError};
+use routing::{Departure, Profile, RoadGraph, Router, RoutingError};
 
 use crate::telephony::TravelObserver;
 
@@ -90,8 +95,11 @@ impl TravelTimes for RoadTravelTimes {
         origins: &[GeoPoint],
         at: Timestamp,
     ) -> Vec<Option<TravelTime>> {
-        times(self.read().etas_to(target, origins, at))
-            .unwrap_or_else(|| self.fallback.times_to_target(target, origins, at))
+        times(
+            self.read()
+                .etas_to(target, origins, Departure::emergency(at)),
+        )
+        .unwrap_or_else(|| self.fallback.times_to_target(target, origins, at))
     }
 
     fn times_from_source(
@@ -100,8 +108,11 @@ impl TravelTimes for RoadTravelTimes {
         targets: &[GeoPoint],
         at: Timestamp,
     ) -> Vec<Option<TravelTime>> {
-        times(self.read().times_from(source, targets, at))
-            .unwrap_or_else(|| self.fallback.times_from_source(source, targets, at))
+        times(
+            self.read()
+                .times_from(source, targets, Departure::emergency(at)),
+        )
+        .unwrap_or_else(|| self.fallback.times_from_source(source, targets, at))
     }
 
     fn times_from_nearest(
@@ -110,7 +121,10 @@ impl TravelTimes for RoadTravelTimes {
         points: &[GeoPoint],
         at: Timestamp,
     ) -> Vec<Option<TravelTime>> {
-        match self.read().times_from_nearest(sources, points, at) {
+        match self
+            .read()
+            .times_from_nearest(sources, points, Departure::emergency(at))
+        {
             Ok(nearest) => nearest
                 .into_iter()
                 .map(|r| r.ok().map(|(_, t)| t))
@@ -124,11 +138,15 @@ impl TravelTimes for RoadTravelTimes {
 }
 
 impl TravelObserver for RoadTravelTimes {
-    fn observe(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix) {
-        let observations = match self
-            .read()
-            .match_movement((from.point, from.at), (to.point, to.at))
-        {
+    fn observe(&self, unit: &UnitId, from: &GpsFix, to: &GpsFix, emergency: bool) {
+        let (observations, factor) = {
+            let router = self.read();
+            (
+                router.match_movement((from.point, from.at), (to.point, to.at)),
+                router.profile().emergency_factor(),
+            )
+        };
+        let mut observations = match observations {
             Ok(observations) => observations,
             Err(e) => {
                 tracing::debug!(%unit, reason = %e, "GPS movement not used for live speeds");
@@ -137,6 +155,15 @@ impl TravelObserver for RoadTravelTimes {
         };
         if observations.is_empty() {
             return;
+        }
+        if emergency {
+            // A unit under sirens drives faster than the traffic by the profile's
+            // emergency factor; the live speed is the traffic's.
+            for observation in &mut observations {
+                if let Ok(speed) = observation.speed.scaled(1.0 / factor) {
+                    observation.speed = speed;
+                }
+            }
         }
         let mut router = self
             .router

@@ -166,6 +166,7 @@ pub trait EffectSink: Send + Sync {
         unit: &dispatch_core::ids::UnitId,
         from: &dispatch_core::fleet::GpsFix,
         to: &dispatch_core::fleet::GpsFix,
+        emergency: bool,
     );
 }
 
@@ -518,9 +519,14 @@ impl Engine {
                         sink.connect_call(call, position);
                     }
                 }
-                Effect::ObserveTravel { unit, from, to } => {
+                Effect::ObserveTravel {
+                    unit,
+                    from,
+                    to,
+                    emergency,
+                } => {
                     if let Some(sink) = &self.sink {
-                        sink.observe_travel(unit, from, to);
+                        sink.observe_travel(unit, from, to, *emergency);
                     }
                 }
                 Effect::AlertOperators { incident, message } => {
