@@ -660,6 +660,26 @@ fn a_committed_unit_that_stops_reporting_gps_raises_an_alert_until_it_reports_ag
             .iter()
             .any(|e| matches!(e, Effect::AlertOperators { .. }))
     );
+    // Driving to the scene under sirens: the movement is marked as an emergency one, so
+    // the shell scales it back before it becomes a traffic speed.
+    let d = w.ok(Command::ReportPosition {
+        unit: unit_id("TAM-01"),
+        fix: GpsFix {
+            point: p(-74.0705, 4.6358),
+            at: w.now,
+            speed: None,
+        },
+    });
+    assert!(
+        d.effects.iter().any(|e| matches!(
+            e,
+            Effect::ObserveTravel {
+                emergency: true,
+                ..
+            }
+        )),
+        "{d:?}"
+    );
     // A unit that serves no incident needs no watch.
     let d = w.ok(Command::CheckGps {
         unit: unit_id("TAB-01"),
