@@ -4,7 +4,7 @@
 //! (transporte asistencial medicalizado), about 80 % private. Decreto 793 de 2018 makes the
 //! CRUE the only way to request one and obliges every unit to report GPS.
 
-use maps::{GeoPoint, Meters, Speed, Timestamp, TravelTime};
+use maps::{Cell, CellResolution, GeoPoint, Meters, Speed, Timestamp, TravelTime};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssignmentId, FacilityId, IncidentId, TransferId, UnitId};
@@ -254,12 +254,19 @@ pub struct Unit {
     /// Distance driven (from accepted GPS fixes) since the current assignment began; feeds
     /// the transfer record.
     pub odometer_on_assignment: Meters,
+    /// The district (H3 resolution 7) of the base, for fleet balance.
+    pub base_district: Cell,
+    /// The district of the last fix, kept with it (derived once per fix, not per query).
+    pub fix_district: Option<Cell>,
 }
 
 impl Unit {
     /// A newly registered unit: available at its base.
     pub fn new(registration: UnitRegistration, now: Timestamp) -> Self {
+        let base_district = Cell::containing(registration.base, CellResolution::District);
         Self {
+            base_district,
+            fix_district: None,
             registration,
             status: UnitStatus::Available { since: now },
             last_fix: None,
@@ -274,6 +281,22 @@ impl Unit {
             Some(fix) if now.saturating_duration_since(fix.at) <= max_fix_age => fix.point,
             _ => self.registration.base,
         }
+    }
+
+    /// The district (H3 resolution 7) of [`Unit::position`].
+    pub fn district(&self, now: Timestamp, max_fix_age: TravelTime) -> Cell {
+        match (self.last_fix, self.fix_district) {
+            (Some(fix), Some(district)) if now.saturating_duration_since(fix.at) <= max_fix_age => {
+                district
+            }
+            _ => self.base_district,
+        }
+    }
+
+    /// Records a new fix with its district.
+    pub fn record_fix(&mut self, fix: GpsFix) {
+        self.fix_district = Some(Cell::containing(fix.point, CellResolution::District));
+        self.last_fix = Some(fix);
     }
 
     /// Age of the last fix, if any.

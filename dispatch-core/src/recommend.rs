@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use maps::{Cell, CellResolution, GeoPoint, Meters, Speed, Timestamp, TravelTime};
+use maps::{Cell, GeoPoint, Meters, Speed, Timestamp, TravelTime};
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Unit, UnitKind};
@@ -218,7 +218,7 @@ pub fn recommend_units<'a>(
                 } else {
                     PositionSource::Gps
                 };
-            let district = Cell::containing(p, CellResolution::District);
+            let district = u.district(now, max_fix_age);
             *per_district.entry(district).or_default() += 1;
             (*u, p, source, district)
         })
@@ -230,36 +230,52 @@ pub fn recommend_units<'a>(
     let origins: Vec<GeoPoint> = eligible.iter().map(|(_, p, ..)| *p).collect();
     let etas = travel.times_to_target(target, &origins, now);
     let mut unreachable = 0;
-    let mut candidates: Vec<UnitCandidate> = Vec::with_capacity(eligible.len());
-    for ((u, p, source, district), eta) in eligible.iter().zip(etas) {
+    // Rank light (index, eta, reserve) triples; build full candidates for the top only.
+    let mut ranked: Vec<(usize, TravelTime, usize)> = Vec::with_capacity(eligible.len());
+    for (index, ((_, _, _, district), eta)) in eligible.iter().zip(etas).enumerate() {
         let Some(eta) = eta else {
             unreachable += 1;
             continue;
         };
-        candidates.push(UnitCandidate {
-            unit: u.registration.id.clone(),
-            kind: u.registration.kind,
-            provider: u.registration.provider.name.clone(),
-            eta,
-            position: *p,
-            position_source: *source,
-            district_reserve: per_district
-                .get(district)
-                .map_or(0, |n| n.saturating_sub(1)),
-        });
+        let reserve = per_district
+            .get(district)
+            .map_or(0, |n| n.saturating_sub(1));
+        ranked.push((index, eta, reserve));
     }
     let window = ETA_TIE_WINDOW.as_millis().max(1);
-    candidates.sort_by(|a, b| {
-        let bucket = |c: &UnitCandidate| c.eta.as_millis() / window;
-        bucket(a)
-            .cmp(&bucket(b))
-            .then_with(|| (a.kind != required).cmp(&(b.kind != required)))
-            .then_with(|| b.district_reserve.cmp(&a.district_reserve))
-            .then_with(|| a.eta.cmp(&b.eta))
-            .then_with(|| a.unit.cmp(&b.unit))
-    });
+    let kind_of = |index: usize| eligible[index].0.registration.kind;
+    let id_of = |index: usize| &eligible[index].0.registration.id;
+    let cmp = |a: &(usize, TravelTime, usize), b: &(usize, TravelTime, usize)| {
+        let bucket = |eta: TravelTime| eta.as_millis() / window;
+        bucket(a.1)
+            .cmp(&bucket(b.1))
+            .then_with(|| (kind_of(a.0) != required).cmp(&(kind_of(b.0) != required)))
+            .then_with(|| b.2.cmp(&a.2))
+            .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| id_of(a.0).cmp(id_of(b.0)))
+    };
+    if ranked.len() > limit && limit > 0 {
+        ranked.select_nth_unstable_by(limit - 1, cmp);
+        ranked.truncate(limit);
+    }
+    ranked.sort_by(cmp);
+    ranked.truncate(limit);
+    let candidates: Vec<UnitCandidate> = ranked
+        .into_iter()
+        .map(|(index, eta, district_reserve)| {
+            let (u, p, source, _) = eligible[index];
+            UnitCandidate {
+                unit: u.registration.id.clone(),
+                kind: u.registration.kind,
+                provider: u.registration.provider.name.clone(),
+                eta,
+                position: *p,
+                position_source: *source,
+                district_reserve,
+            }
+        })
+        .collect();
     let considered = eligible.len();
-    candidates.truncate(limit);
     UnitRecommendation {
         required,
         computed_at: now,
@@ -401,6 +417,8 @@ pub fn coverage<'a>(
 
 #[cfg(test)]
 mod tests {
+    use maps::CellResolution;
+
     use super::*;
     use crate::fleet::{Ownership, Provider, UnitRegistration, UnitStatus};
 

@@ -1826,7 +1826,7 @@ impl Dispatch {
                         u.odometer_on_assignment += d;
                     }
                 }
-                u.last_fix = Some(*fix);
+                u.record_fix(*fix);
             }
             Event::DestinationChosen { incident, facility } => {
                 self.incident_mut(*incident, &fail)?.destination = Some(facility.clone());
