@@ -80,8 +80,9 @@ pub struct Standard {
     pub share: Option<f64>,
     /// The time limit (or target mean).
     pub limit: TravelTime,
-    /// Share of measured cases within `limit`.
-    pub achieved_share: f64,
+    /// Share of measured cases within `limit`; `None` while nothing was measured (no
+    /// cases is not 0 % compliance).
+    pub achieved_share: Option<f64>,
 }
 
 /// Statistics of one interval for one priority (or all).
@@ -142,13 +143,8 @@ fn stats(
         TravelTime::from_millis(u64::try_from(total / count as u128).unwrap_or(u64::MAX))
     });
     let within = |limit: TravelTime| {
-        if count == 0 {
-            0.0
-        } else {
-            #[allow(clippy::cast_precision_loss)]
-            let share = values.iter().filter(|v| **v <= limit).count() as f64 / count as f64;
-            share
-        }
+        #[allow(clippy::cast_precision_loss)]
+        (count > 0).then(|| values.iter().filter(|v| **v <= limit).count() as f64 / count as f64)
     };
     let mut standards = Vec::new();
     let mut add = |source: &str, share: Option<f64>, limit: TravelTime| {
@@ -279,10 +275,19 @@ mod tests {
         assert_eq!(s.count, 5);
         assert_eq!(s.median, Some(TravelTime::from_secs(12)));
         let nena = &s.standards[0];
-        assert!((nena.achieved_share - 0.8).abs() < 1e-9);
+        assert!((nena.achieved_share.unwrap() - 0.8).abs() < 1e-9);
         let nfpa = &s.standards[2];
-        assert!((nfpa.achieved_share - 0.4).abs() < 1e-9);
+        assert!((nfpa.achieved_share.unwrap() - 0.4).abs() < 1e-9);
         assert_eq!(s.mean, Some(TravelTime::from_millis(13_800)));
+    }
+
+    #[test]
+    fn no_cases_is_no_compliance_figure_rather_than_zero() {
+        let s = stats(Interval::Answer, None, Vec::new());
+        assert_eq!(s.count, 0);
+        assert_eq!(s.median, None);
+        assert!(!s.standards.is_empty());
+        assert!(s.standards.iter().all(|st| st.achieved_share.is_none()));
     }
 
     #[test]
