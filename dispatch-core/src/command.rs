@@ -603,8 +603,9 @@ pub enum Effect {
     },
     /// Send the closed transfer record to the patient's EPS (through the outbox).
     EmitTransferRecord {
-        /// The transfer.
-        transfer: TransferId,
+        /// The record as it stands once the patient is handed over (the shell stores it
+        /// with the events, before they are applied).
+        transfer: Box<Transfer>,
     },
     /// Send a referral to its network (through the outbox).
     SendReferral {

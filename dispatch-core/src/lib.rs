@@ -19,6 +19,7 @@
 //! - [`kpi`]: answer, processing, turnout, travel, response, on-scene, transport and total
 //!   times per priority, with NENA/NFPA and other standards beside them.
 //! - [`crue`]: CRUE authorisation codes.
+//! - [`rips`]: the RIPS (Res. 2275/2023) document of a closed transfer for the patient's EPS.
 //! - [`ids`]: identifier types.
 //! - [`intake`]: what the telephony door hands to the core (call events, caller identity,
 //!   reported location).
@@ -41,6 +42,7 @@ pub mod kpi;
 pub mod model;
 pub mod privacy;
 pub mod recommend;
+pub mod rips;
 pub mod state;
 
 pub use crate::command::{Command, Effect, Event, Rejection, Timer};

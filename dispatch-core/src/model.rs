@@ -121,6 +121,28 @@ pub enum DocumentKind {
     SI,
 }
 
+impl DocumentKind {
+    /// The RIPS code (`CC`, `TI`, …).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CC => "CC",
+            Self::CE => "CE",
+            Self::CD => "CD",
+            Self::PA => "PA",
+            Self::SC => "SC",
+            Self::PE => "PE",
+            Self::RC => "RC",
+            Self::TI => "TI",
+            Self::CN => "CN",
+            Self::AS => "AS",
+            Self::MS => "MS",
+            Self::DE => "DE",
+            Self::PT => "PT",
+            Self::SI => "SI",
+        }
+    }
+}
+
 /// An identity document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientDocument {
@@ -645,6 +667,15 @@ pub struct Transfer {
     pub distance_with_patient: Meters,
     /// Handed over?
     pub completed: bool,
+}
+
+impl Transfer {
+    /// Closes the record: the patient was handed over at `at`, after `driven_with_patient`.
+    pub(crate) fn close(&mut self, at: Timestamp, driven_with_patient: Meters) {
+        self.completed = true;
+        self.times.handed_over = Some(at);
+        self.distance_with_patient = driven_with_patient;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1033,11 +1033,17 @@ impl Dispatch {
                     incident, transfer, ..
                 },
             ) => {
+                let mut record = self
+                    .transfers
+                    .get(transfer)
+                    .cloned()
+                    .ok_or_else(|| unknown("transfer", transfer))?;
+                record.close(now, u.odometer_on_assignment);
                 let mut decision = events(vec![Event::TransferCompleted {
                     transfer: *transfer,
                 }]);
                 decision.effects.push(Effect::EmitTransferRecord {
-                    transfer: *transfer,
+                    transfer: Box::new(record),
                 });
                 self.close_if_last(*incident, unit, &mut decision);
                 Ok(decision)
@@ -1782,14 +1788,12 @@ impl Dispatch {
             Event::TransferCompleted { transfer } => {
                 let t = self
                     .transfers
-                    .get_mut(transfer)
+                    .get(transfer)
                     .ok_or_else(|| fail(format!("unknown transfer {transfer}")))?;
-                t.completed = true;
-                t.times.handed_over = Some(at);
                 let (unit, incident) = (t.unit.clone(), t.incident);
                 let driven = self.unit_mut(&unit, &fail)?.odometer_on_assignment;
                 if let Some(t) = self.transfers.get_mut(transfer) {
-                    t.distance_with_patient = driven;
+                    t.close(at, driven);
                 }
                 self.release(&unit, incident, UnitStatus::Returning { since: at }, &fail)?;
                 self.incident_mut(incident, &fail)?

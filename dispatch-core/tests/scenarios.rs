@@ -249,16 +249,22 @@ fn call_triage_dispatch_decline_escalation_transport_handover_and_transfer_recor
         unit: unit_id("TAM-02"),
         status: CrewStatus::HandedOver,
     });
-    assert!(d.effects.contains(&Effect::EmitTransferRecord {
-        transfer: transfer_id
-    }));
+    let emitted = d
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::EmitTransferRecord { transfer } => Some(transfer.clone()),
+            _ => None,
+        })
+        .expect("the handover emits the transfer record");
     assert!(d.events.contains(&Event::IncidentClosed {
         incident,
         reason: ClosureReason::Completed
     }));
 
-    // The transfer record is complete.
+    // The transfer record is complete, and the emitted record is the stored one.
     let t = w.dispatch.transfer(transfer_id).unwrap();
+    assert_eq!(*emitted, *t);
     assert!(t.completed);
     assert_eq!(t.kind, TransferKind::Primary);
     assert_eq!(AuthorizationCode::parse(t.code.as_str()).unwrap(), t.code);

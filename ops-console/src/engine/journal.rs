@@ -1,8 +1,11 @@
 //! Between the engine and the store: encoding events, decoding them on replay, and
 //! deriving the outbox messages that leave the process with the events that caused them.
 
-use dispatch_core::model::{CareNetwork, EpsAffiliation};
+use dispatch_core::ids::IncidentId;
+use dispatch_core::model::{Assessment, CareNetwork, EpsAffiliation};
+use dispatch_core::rips::TransferRips;
 use dispatch_core::{Dispatch, Effect, Event};
+use serde_json::json;
 
 use crate::store::{EncodedEvent, OutboxMessage, StoredEvent};
 
@@ -72,60 +75,104 @@ pub fn decode(stored: &StoredEvent) -> Result<Event, String> {
 
 /// The outbox messages for a decision's effects, computed against the state **before** its
 /// events are applied (the events themselves are passed for what they create).
+///
+/// Each payload is self-contained — its receiver has no other way into Regula:
+/// - `transfer_record` (to the patient's EPS, or [`PUBLIC_NETWORK`]): the closed transfer
+///   record, the RIPS document the CRUE can vouch for ([`TransferRips`]) and the RIPS fields
+///   the provider must still supply;
+/// - `referral` (to the care network): the referral, the assessment, the patients, the
+///   number to call back and the confirmed location;
+/// - `pre_alert` (to the destination facility): the transfer as it starts, the assessment
+///   and the summary.
 pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec<OutboxMessage> {
     effects
         .iter()
         .filter_map(|effect| match effect {
             Effect::EmitTransferRecord { transfer } => {
-                let destination = state
-                    .transfer(*transfer)
-                    .and_then(|t| t.patient.as_ref())
-                    .map_or_else(
-                        || PUBLIC_NETWORK.to_owned(),
-                        |p| match &p.eps {
-                            EpsAffiliation::Affiliated { eps, .. } => eps.to_string(),
-                            EpsAffiliation::Unknown | EpsAffiliation::Uninsured => {
-                                PUBLIC_NETWORK.to_owned()
-                            }
-                        },
-                    );
+                let destination = transfer.patient.as_ref().map_or_else(
+                    || PUBLIC_NETWORK.to_owned(),
+                    |p| match &p.eps {
+                        EpsAffiliation::Affiliated { eps, .. } => eps.to_string(),
+                        EpsAffiliation::Unknown | EpsAffiliation::Uninsured => {
+                            PUBLIC_NETWORK.to_owned()
+                        }
+                    },
+                );
+                let rips = TransferRips::for_transfer(transfer);
+                let payload = json!({
+                    "kind": OutboxKind::TransferRecord.name(),
+                    "transfer": transfer,
+                    "rips": rips.rips,
+                    "rips_to_complete": rips.to_complete,
+                });
                 Some(message(
                     OutboxKind::TransferRecord,
-                    format!("transfer:{transfer}"),
+                    format!("transfer:{}", transfer.id),
                     destination,
-                    effect,
+                    &payload,
                 ))
             }
             Effect::SendReferral { referral } => {
-                let destination = events
+                let record = events
                     .iter()
                     .find_map(|e| match e {
-                        Event::ReferralCreated { referral: r } if r.id == *referral => {
-                            Some(&r.network)
-                        }
+                        Event::ReferralCreated { referral: r } if r.id == *referral => Some(r),
                         _ => None,
                     })
-                    .or_else(|| state.referral(*referral).map(|r| &r.network))
-                    .map_or_else(
-                        || PUBLIC_NETWORK.to_owned(),
-                        |network| match network {
-                            CareNetwork::Eps { eps } => eps.to_string(),
-                            CareNetwork::Public => PUBLIC_NETWORK.to_owned(),
-                        },
-                    );
+                    .or_else(|| state.referral(*referral));
+                let Some(record) = record else {
+                    // The core creates the referral with the effect; reaching this is a bug.
+                    tracing::error!(%referral, "referral to send is unknown; nothing stored");
+                    return None;
+                };
+                let destination = match &record.network {
+                    CareNetwork::Eps { eps } => eps.to_string(),
+                    CareNetwork::Public => PUBLIC_NETWORK.to_owned(),
+                };
+                let incident = state.incident(record.incident);
+                let assessment = assessment_of(state, events, record.incident);
+                let callback = incident
+                    .and_then(|i| i.call.as_ref())
+                    .and_then(|c| state.call(c))
+                    .and_then(|c| c.caller.best());
+                let payload = json!({
+                    "kind": OutboxKind::Referral.name(),
+                    "referral": record,
+                    "summary": incident.map(|i| &i.summary),
+                    "assessment": assessment,
+                    "patients": incident.map(|i| &i.patients),
+                    "callback": callback,
+                    "location": incident.and_then(|i| i.confirmed_location.as_ref()),
+                });
                 Some(message(
                     OutboxKind::Referral,
                     format!("referral:{referral}"),
                     destination,
-                    effect,
+                    &payload,
                 ))
             }
-            Effect::PreAlertFacility { facility, incident } => Some(message(
-                OutboxKind::PreAlert,
-                format!("pre_alert:{incident}:{facility}"),
-                facility.to_string(),
-                effect,
-            )),
+            Effect::PreAlertFacility { facility, incident } => {
+                let transfer = events.iter().find_map(|e| match e {
+                    Event::TransferStarted { transfer } if transfer.incident == *incident => {
+                        Some(transfer)
+                    }
+                    _ => None,
+                });
+                let payload = json!({
+                    "kind": OutboxKind::PreAlert.name(),
+                    "facility": facility,
+                    "incident": incident,
+                    "summary": state.incident(*incident).map(|i| &i.summary),
+                    "assessment": assessment_of(state, events, *incident),
+                    "transfer": transfer,
+                });
+                Some(message(
+                    OutboxKind::PreAlert,
+                    format!("pre_alert:{incident}:{facility}"),
+                    facility.to_string(),
+                    &payload,
+                ))
+            }
             Effect::ConnectCall { .. }
             | Effect::NotifyCrew { .. }
             | Effect::Schedule(_)
@@ -135,18 +182,36 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
         .collect()
 }
 
+/// An incident's assessment as it stands after `events` (the newest one wins).
+fn assessment_of<'a>(
+    state: &'a Dispatch,
+    events: &'a [Event],
+    incident: IncidentId,
+) -> Option<&'a Assessment> {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Assessed {
+                incident: i,
+                assessment,
+            } if *i == incident => Some(assessment),
+            _ => None,
+        })
+        .or_else(|| state.incident(incident).and_then(|i| i.assessment.as_ref()))
+}
+
 fn message(
     kind: OutboxKind,
     idempotency_key: String,
     destination: String,
-    effect: &Effect,
+    payload: &serde_json::Value,
 ) -> OutboxMessage {
     OutboxMessage {
         idempotency_key,
         kind: kind.name(),
         destination,
-        // An `Effect` is plain data; its JSON cannot fail to encode.
-        payload: serde_json::to_string(effect).unwrap_or_default(),
+        payload: payload.to_string(),
     }
 }
 

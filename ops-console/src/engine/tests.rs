@@ -357,8 +357,92 @@ async fn a_completed_transfer_leaves_a_record_in_the_outbox_for_the_patients_eps
     assert!(pending[1].destination.starts_with("EPS"), "{pending:?}");
     assert_eq!(pending[1].idempotency_key, "transfer:TRF-000001");
     let state = snapshot(&handle).await;
+    // The messages are self-contained: the closed record with its RIPS document, and the
+    // pre-alert with the transfer as it started.
+    let stored = state
+        .transfer(dispatch_core::ids::TransferId::from_number(1))
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&pending[1].payload).unwrap();
+    assert_eq!(record["kind"], "transfer_record");
+    assert_eq!(
+        serde_json::from_value::<dispatch_core::model::Transfer>(record["transfer"].clone())
+            .unwrap(),
+        *stored
+    );
+    assert!(stored.completed && stored.times.handed_over.is_some());
+    let service = &record["rips"]["usuarios"][0]["servicios"]["otrosServicios"][0];
+    assert_eq!(service["numAutorizacion"], stored.code.as_str());
+    assert_eq!(service["tipoOS"], "02");
+    assert!(
+        record["rips_to_complete"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("numFactura"))
+    );
+    let pre_alert: serde_json::Value = serde_json::from_str(&pending[0].payload).unwrap();
+    assert_eq!(pre_alert["facility"], "ED-001");
+    assert_eq!(pre_alert["transfer"]["code"], stored.code.as_str());
     assert!(state.incident(incident).unwrap().is_closed());
     assert!(state.check_invariants().is_empty());
+}
+
+#[tokio::test]
+async fn a_referral_reaches_the_patients_eps_with_what_it_needs_to_call_back() {
+    use dispatch_core::model::{Assessment, Disposition, EpsAffiliation, ReferralKind};
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 4);
+    let reply = handle
+        .command(key("open"), city.open_incident(&operator()))
+        .await
+        .unwrap();
+    let Event::IncidentOpened { incident, .. } = reply.events[0] else {
+        panic!("{reply:?}")
+    };
+    let patient = loop {
+        let p = city.patient();
+        if matches!(p.eps, EpsAffiliation::Affiliated { .. }) {
+            break p;
+        }
+    };
+    let EpsAffiliation::Affiliated { eps, .. } = patient.eps.clone() else {
+        unreachable!()
+    };
+    handle
+        .command(key("patient"), Command::RecordPatient { incident, patient })
+        .await
+        .unwrap();
+    handle
+        .command(
+            key("assess"),
+            Command::RecordAssessment {
+                incident,
+                assessment: Assessment {
+                    level: 4,
+                    priority: dispatch_core::model::Priority::Low,
+                    disposition: Disposition::Referral {
+                        modality: ReferralKind::TeleconsultPsychology,
+                    },
+                    capability: None,
+                    route: None,
+                    protocol: "ansiedad@1".into(),
+                    summary: "Ansiedad sin riesgo".into(),
+                    triage: None,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].kind, "referral");
+    assert_eq!(pending[0].destination, eps.to_string());
+    let payload: serde_json::Value = serde_json::from_str(&pending[0].payload).unwrap();
+    assert_eq!(payload["referral"]["kind"], "teleconsult_psychology");
+    assert_eq!(payload["assessment"]["summary"], "Ansiedad sin riesgo");
+    assert_eq!(payload["patients"].as_array().unwrap().len(), 1);
+    assert!(payload.get("callback").is_some() && payload.get("location").is_some());
 }
 
 #[tokio::test]
