@@ -35,6 +35,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::{CommandKey, EngineError, EngineHandle};
 
+pub mod feeds;
 pub mod triage;
 
 /// What the API handlers share.

@@ -44,6 +44,50 @@ pub struct Config {
     pub region: Option<RegionConfig>,
     /// The road graph; absent: travel times are the straight-line estimate.
     pub routing: Option<RoutingConfig>,
+    /// Message feeds by receiver (an EPS code, `red_publica`, a facility id); absent:
+    /// nobody can read the outbox over HTTP.
+    pub feeds: std::collections::BTreeMap<String, FeedConfig>,
+}
+
+/// `[feeds.RECEIVER]`: who may read a receiver's messages (`/api/v1/feeds/RECEIVER/…`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// SHA-256 of the receiver's bearer token, 64 hex digits (the token itself is never
+    /// written in the file: `openssl rand -hex 32` makes one, `sha256sum` its hash).
+    pub token_sha256: String,
+}
+
+impl fmt::Debug for FeedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeedConfig").finish_non_exhaustive()
+    }
+}
+
+impl FeedConfig {
+    /// The hash as bytes (validated by [`parse`]).
+    pub fn token_hash(&self) -> Option<[u8; 32]> {
+        let text = self.token_sha256.trim().as_bytes();
+        if text.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in text.chunks(2).enumerate() {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            let (hi, lo) = (digit(pair[0])?, digit(pair[1])?);
+            out[i] = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Some(out)
+    }
+}
+
+/// Whether a receiver name is usable in a feed's URL: 1–32 characters, letters, digits,
+/// `-` or `_` (EPS codes, `red_publica`, facility ids).
+pub fn valid_receiver(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `[routing]`
@@ -366,6 +410,10 @@ fn hint_for(key: &str) -> Option<&'static str> {
         "sip.listen" => "an IP address and port in quotes, e.g. \"0.0.0.0:5060\"",
         "webhook.secret" => "at least 16 random bytes shared with the provider, in quotes",
         "webhook.replay_window_seconds" => "a whole number of seconds from 10 to 3600, e.g. 300",
+        "feeds" => "one table per receiver, e.g. `[feeds.EPS037]` with `token_sha256 = \"…\"`",
+        "feeds.token_sha256" => {
+            "the SHA-256 of the receiver's token as 64 hex digits, in quotes (`printf %s \"$TOKEN\" | sha256sum`)"
+        }
         "dispatch.acceptance_timeout_seconds" => "a whole number of seconds, e.g. 90",
         "dispatch.max_fix_age_seconds" => "a whole number of seconds, e.g. 120",
         "dispatch.recommendation_limit" => "a whole number from 1 to 20, e.g. 5",
@@ -576,6 +624,40 @@ fn check_ranges(
                 message: format!("{} s is outside 10–3600 s", webhook.replay_window_seconds),
                 hint: hint_for("webhook.replay_window_seconds").map(str::to_owned),
             });
+        }
+    }
+    let mut owners: HashMap<[u8; 32], &str> = HashMap::new();
+    for (receiver, feed) in &config.feeds {
+        let key = format!("feeds.{receiver}");
+        if !valid_receiver(receiver) {
+            problems.push(Problem {
+                key: key.clone(),
+                line: key_line(document, text, &key),
+                message: format!("{receiver:?} is not a usable receiver name"),
+                hint: Some(
+                    "an EPS code, `red_publica` or a facility id: 1–32 letters, digits, '-' or '_'"
+                        .to_owned(),
+                ),
+            });
+        }
+        let token_key = format!("{key}.token_sha256");
+        match feed.token_hash() {
+            None => problems.push(Problem {
+                key: token_key.clone(),
+                line: key_line(document, text, &token_key),
+                message: "not 64 hex digits".to_owned(),
+                hint: hint_for("feeds.token_sha256").map(str::to_owned),
+            }),
+            Some(hash) => {
+                if let Some(other) = owners.insert(hash, receiver) {
+                    problems.push(Problem {
+                        key: token_key.clone(),
+                        line: key_line(document, text, &token_key),
+                        message: format!("the same token is already given to `{other}`"),
+                        hint: Some("every receiver needs a token of its own".to_owned()),
+                    });
+                }
+            }
         }
     }
     problems
@@ -840,6 +922,57 @@ shutdown_grace_seconds = \"ten\"
             .dispatch
             .policy();
         assert_eq!(policy.acceptance_timeout, maps::TravelTime::from_secs(45));
+    }
+
+    #[test]
+    fn feeds_need_a_usable_receiver_name_and_a_token_hash_of_their_own() {
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let text = format!(
+            "[feeds.EPS037]\ntoken_sha256 = \"{hash}\"\n\n[feeds.red_publica]\ntoken_sha256 = \"{}\"\n",
+            hash.to_uppercase().replace('9', "8")
+        );
+        let config = parse(&text, &no_env()).unwrap();
+        assert_eq!(config.feeds.len(), 2);
+        assert_eq!(config.feeds["EPS037"].token_hash().unwrap()[0], 0x9f);
+        assert!(
+            !format!("{config:?}").contains("9f86d0"),
+            "hashes stay out of Debug"
+        );
+
+        let text = format!(
+            "[feeds.EPS037]\ntoken_sha256 = \"{hash}\"\n\n[feeds.EPS002]\ntoken_sha256 = \"{hash}\"\n\n\
+             [feeds.\"EPS 9\"]\ntoken_sha256 = \"abc\"\n\n[feeds.ED-001]\ntoken = \"x\"\n"
+        );
+        let errors = parse(&text, &no_env()).unwrap_err().0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"feeds.ED-001.token"), "{errors:#?}");
+        let errors = parse(
+            &text.replace("[feeds.ED-001]\ntoken = \"x\"\n", ""),
+            &no_env(),
+        )
+        .unwrap_err()
+        .0;
+        let messages: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.key.as_str(), e.message.as_str()))
+            .collect();
+        assert!(
+            messages.contains(&(
+                "feeds.EPS037.token_sha256",
+                "the same token is already given to `EPS002`"
+            )),
+            "{errors:#?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|(k, m)| *k == "feeds.EPS 9" && m.contains("not a usable receiver name")),
+            "{errors:#?}"
+        );
+        assert!(
+            messages.contains(&("feeds.EPS 9.token_sha256", "not 64 hex digits")),
+            "{errors:#?}"
+        );
     }
 
     #[test]

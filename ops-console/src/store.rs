@@ -203,6 +203,32 @@ pub struct PendingMessage {
     pub attempts: u32,
 }
 
+/// An outbox message as its receiver reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedMessage {
+    /// Outbox row id (increasing: receivers page with it).
+    pub id: u64,
+    /// Idempotency key (stable across re-reads).
+    pub idempotency_key: String,
+    /// Kind.
+    pub kind: String,
+    /// JSON.
+    pub payload: String,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// When the receiver acknowledged it.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// What acknowledging a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledged {
+    /// Marked delivered now.
+    Now(Timestamp),
+    /// It had been acknowledged before, at this time.
+    Before(Timestamp),
+}
+
 /// Counts of what the log holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LogSummary {
@@ -540,6 +566,147 @@ impl EventStore {
             }
         }
         Ok(())
+    }
+
+    /// A receiver's messages with ids after `after`, oldest first, at most `limit`; only
+    /// the unacknowledged ones when `pending_only`.
+    pub async fn feed(
+        &self,
+        destination: &str,
+        after: u64,
+        limit: u32,
+        pending_only: bool,
+    ) -> Result<Vec<FeedMessage>, StoreError> {
+        const ALL: &str = "SELECT id, idempotency_key, kind, payload, created_at_ms, delivered_at_ms \
+                           FROM outbox WHERE destination = $1 AND id > $2 ORDER BY id LIMIT $3";
+        const PENDING: &str = "SELECT id, idempotency_key, kind, payload, created_at_ms, delivered_at_ms \
+                               FROM outbox WHERE destination = $1 AND id > $2 \
+                               AND delivered_at_ms IS NULL ORDER BY id LIMIT $3";
+        type Row = (i64, String, String, String, i64, Option<i64>);
+        let sql = if pending_only { PENDING } else { ALL };
+        let after = seq_to_i64(after)?;
+        let rows: Vec<Row> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sql)
+                    .bind(destination)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(destination)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(
+                |(id, idempotency_key, kind, payload, created_at_ms, delivered_at_ms)| {
+                    let id = i64_to_u64(id, 0, "outbox id")?;
+                    let time = |ms: i64| {
+                        Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt {
+                            seq: id,
+                            reason: format!("outbox time: {e}"),
+                        })
+                    };
+                    Ok(FeedMessage {
+                        id,
+                        idempotency_key,
+                        kind,
+                        payload,
+                        created_at: time(created_at_ms)?,
+                        delivered_at: delivered_at_ms.map(time).transpose()?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// How many of a receiver's messages are not acknowledged yet.
+    pub async fn feed_pending(&self, destination: &str) -> Result<u64, StoreError> {
+        const SQL: &str =
+            "SELECT COUNT(*) FROM outbox WHERE destination = $1 AND delivered_at_ms IS NULL";
+        let count: i64 = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(destination)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(destination)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        i64_to_u64(count, 0, "count")
+    }
+
+    /// Marks one of a receiver's messages delivered; `None` when the receiver has no
+    /// message with that id. Acknowledging twice is harmless.
+    pub async fn acknowledge(
+        &self,
+        destination: &str,
+        id: u64,
+        at: Timestamp,
+    ) -> Result<Option<Acknowledged>, StoreError> {
+        const UPDATE: &str = "UPDATE outbox SET delivered_at_ms = $1, attempts = attempts + 1 \
+                              WHERE id = $2 AND destination = $3 AND delivered_at_ms IS NULL";
+        const READ: &str = "SELECT delivered_at_ms FROM outbox WHERE id = $1 AND destination = $2";
+        let row = seq_to_i64(id)?;
+        let updated = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(UPDATE)
+                .bind(at.as_millis())
+                .bind(row)
+                .bind(destination)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(UPDATE)
+                .bind(at.as_millis())
+                .bind(row)
+                .bind(destination)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        if updated > 0 {
+            return Ok(Some(Acknowledged::Now(at)));
+        }
+        let before: Option<Option<i64>> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(READ)
+                    .bind(row)
+                    .bind(destination)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(READ)
+                    .bind(row)
+                    .bind(destination)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        match before {
+            None => Ok(None),
+            Some(None) => Err(StoreError::Corrupt {
+                seq: id,
+                reason: "outbox row neither updated nor delivered".into(),
+            }),
+            Some(Some(ms)) => Timestamp::from_millis(ms)
+                .map(|t| Some(Acknowledged::Before(t)))
+                .map_err(|e| StoreError::Corrupt {
+                    seq: id,
+                    reason: format!("outbox time: {e}"),
+                }),
+        }
     }
 
     /// Closes the connections, flushing SQLite's WAL.

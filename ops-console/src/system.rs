@@ -105,6 +105,11 @@ impl System {
             protocols,
             clock.clone(),
         ));
+        api = api.merge(api::feeds::router(Arc::new(api::feeds::FeedState::new(
+            store.clone(),
+            clock.clone(),
+            &config.feeds,
+        ))));
         if let Some(webhook) = &config.webhook {
             let state = WebhookState::new(
                 webhook.secret.clone(),

@@ -188,15 +188,37 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
 
 /// A minimal HTTP/1.1 request with a JSON body over a plain TCP stream: (status, body).
 pub fn http_send_json(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+/// A minimal HTTP/1.1 request with extra headers over a plain TCP stream: (status, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::fmt::Write as _;
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = String::new();
+    for (name, value) in headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap_or_else(|e| panic!("{e}"));

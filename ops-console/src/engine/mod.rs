@@ -537,7 +537,8 @@ impl Engine {
                     });
                 }
                 // Crew notification travels with the published UnitAssigned event; outbox
-                // effects were stored with the events and are delivered by the outbox worker.
+                // effects were stored with the events, and their receivers read them through
+                // the feeds (`api::feeds`).
                 Effect::NotifyCrew { .. }
                 | Effect::PreAlertFacility { .. }
                 | Effect::EmitTransferRecord { .. }
