@@ -12,19 +12,20 @@
 //! 5. **publishes** them to subscribers;
 //! 6. executes the remaining **effects** (timers, live speeds, call connection, alerts).
 //!
-//! On start it replays the whole log to rebuild the state, the set of applied command keys
-//! and the timers. Timers are kept in the engine and fired against its [`maps::Clock`], so a
+//! On start it replays the whole log to rebuild the state, the recent command keys
+//! ([`keys::RecentKeys`]; older ones are recognised by the store) and the timers. Timers are kept in the engine and fired against its [`maps::Clock`], so a
 //! simulated clock drives them in tests.
 
 pub mod journal;
+pub mod keys;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_core::command::Timer;
 use dispatch_core::{Command, Dispatch, Effect, Event, Policy, Rejection, TravelTimes};
-use maps::{Clock, Timestamp};
+use maps::{Clock, Timestamp, TravelTime};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -181,6 +182,8 @@ pub struct EngineConfig {
     pub timer_tick: Duration,
     /// Capacity of the broadcast to subscribers (slow subscribers lag and resync).
     pub broadcast_capacity: usize,
+    /// How long command keys are answered from memory (older ones from the store).
+    pub key_memory: TravelTime,
 }
 
 impl Default for EngineConfig {
@@ -190,6 +193,7 @@ impl Default for EngineConfig {
             channel_capacity: 1024,
             timer_tick: Duration::from_millis(250),
             broadcast_capacity: 4096,
+            key_memory: TravelTime::from_minutes(60),
         }
     }
 }
@@ -279,7 +283,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     travel: Arc<dyn TravelTimes + Send + Sync>,
     sink: Option<Arc<dyn EffectSink>>,
-    applied_keys: HashSet<String>,
+    recent_keys: keys::RecentKeys,
     last_seq: u64,
     timers: BTreeMap<(Timestamp, String), Timer>,
     /// When each armed timer (by identity) fires, to replace it when re-armed.
@@ -324,7 +328,7 @@ impl Engine {
     ) -> Result<(Self, ReplayStats), StartError> {
         let watch = Stopwatch::start();
         let mut state = Dispatch::new(config.policy.clone());
-        let mut applied_keys = HashSet::new();
+        let mut recent_keys = keys::RecentKeys::new(config.key_memory);
         let mut replayed = 0u64;
         let last_seq = store
             .replay(|stored: StoredEvent| {
@@ -338,7 +342,7 @@ impl Engine {
                         seq: stored.seq,
                         reason: e.to_string(),
                     })?;
-                applied_keys.insert(stored.command_key);
+                recent_keys.insert(&stored.command_key, stored.recorded_at);
                 replayed += 1;
                 Ok::<(), StartError>(())
             })
@@ -350,13 +354,14 @@ impl Engine {
             clock,
             travel,
             sink,
-            applied_keys,
+            recent_keys,
             last_seq,
             timers: BTreeMap::new(),
             timer_index: std::collections::HashMap::new(),
             published,
             config,
         };
+        engine.recent_keys.forget_before(engine.clock.now());
         for timer in engine.state.pending_timers() {
             engine.arm(&timer);
         }
@@ -427,26 +432,19 @@ impl Engine {
         command: &Command,
     ) -> Result<CommandReply, EngineError> {
         let name = command_name(command);
-        if self.applied_keys.contains(key.as_str()) {
-            metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "duplicate").increment(1);
-            let (first_seq, last_seq) = self
-                .store
-                .command_range(key.as_str())
-                .await
-                .map_err(|e| EngineError::Storage(e.to_string()))?
-                .unwrap_or((0, 0));
-            return Ok(CommandReply {
-                first_seq,
-                last_seq,
-                events: Vec::new(),
-                duplicate: true,
-            });
+        if self.recent_keys.contains(key.as_str()) {
+            return self.duplicate(key, name).await;
         }
         let now = self.clock.now();
         let watch = Stopwatch::start();
         let decision = match self.state.decide(command, now, self.travel.as_ref()) {
             Ok(d) => d,
             Err(rejection) => {
+                // A retry older than the key memory: refused now because it was applied
+                // then. The store knows.
+                if self.stored_range(key).await?.is_some() {
+                    return self.duplicate(key, name).await;
+                }
                 metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "rejected").increment(1);
                 return Err(EngineError::Rejected(rejection));
             }
@@ -471,18 +469,23 @@ impl Engine {
             events: &encoded,
             outbox: &outbox,
         };
-        let (first_seq, last_seq) = self.store.append(&append).await.map_err(|e| {
-            metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "storage_error").increment(1);
-            tracing::error!(error = %e, command = name, "cannot store events; command not applied");
-            EngineError::Storage(e.to_string())
-        })?;
+        let (first_seq, last_seq) = match self.store.append(&append).await {
+            Ok(range) => range,
+            // An old retry whose command still fits the state: the key was stored before.
+            Err(StoreError::DuplicateKey(_)) => return self.duplicate(key, name).await,
+            Err(e) => {
+                metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "storage_error").increment(1);
+                tracing::error!(error = %e, command = name, "cannot store events; command not applied");
+                return Err(EngineError::Storage(e.to_string()));
+            }
+        };
         for event in &decision.events {
             if let Err(e) = self.state.apply(now, event) {
                 // Decided events always apply; reaching this is a bug in the core.
                 tracing::error!(error = %e, "stored event did not apply");
             }
         }
-        self.applied_keys.insert(key.as_str().to_owned());
+        self.recent_keys.insert(key.as_str(), now);
         self.last_seq = last_seq;
         if cfg!(debug_assertions) {
             let problems = self.state.check_invariants();
@@ -508,6 +511,35 @@ impl Engine {
             events: decision.events,
             duplicate: false,
         })
+    }
+
+    /// Where a stored command's events are, if the key was ever applied.
+    async fn stored_range(&self, key: &CommandKey) -> Result<Option<(u64, u64)>, EngineError> {
+        self.store
+            .command_range(key.as_str())
+            .await
+            .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+
+    /// The reply to a retried command: its original sequence range, nothing applied.
+    async fn duplicate(
+        &self,
+        key: &CommandKey,
+        name: &'static str,
+    ) -> Result<CommandReply, EngineError> {
+        metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "duplicate").increment(1);
+        let (first_seq, last_seq) = self.stored_range(key).await?.unwrap_or((0, 0));
+        Ok(CommandReply {
+            first_seq,
+            last_seq,
+            events: Vec::new(),
+            duplicate: true,
+        })
+    }
+
+    /// Command keys answered from memory (for tests and monitoring).
+    pub fn remembered_keys(&self) -> usize {
+        self.recent_keys.len()
     }
 
     fn run_effects(&mut self, effects: &[Effect]) {

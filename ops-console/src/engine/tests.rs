@@ -446,6 +446,76 @@ async fn a_referral_reaches_the_patients_eps_with_what_it_needs_to_call_back() {
 }
 
 #[tokio::test]
+async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
+    let fixture = Fixture::new();
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let config = EngineConfig {
+        key_memory: TravelTime::from_minutes(5),
+        ..EngineConfig::default()
+    };
+    let (engine, _) = Engine::start(
+        store,
+        fixture.clock.clone(),
+        Arc::new(StraightLine::default()),
+        None,
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let (handle, _task) = engine.spawn();
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let register = city.fleet(1).remove(0);
+    let Command::RegisterUnit { registration } = &register else {
+        panic!("{register:?}")
+    };
+    let unit = registration.id.clone();
+    let first = handle
+        .command(key("register"), register.clone())
+        .await
+        .unwrap();
+    let off = Command::SetOutOfService {
+        unit: unit.clone(),
+        reason: dispatch_core::fleet::OutOfServiceReason::Refuelling,
+    };
+    let off_reply = handle.command(key("off"), off.clone()).await.unwrap();
+    fixture.clock.advance(TravelTime::from_minutes(10));
+    handle
+        .command(key("back"), Command::ReturnToService { unit: unit.clone() })
+        .await
+        .unwrap();
+    let before = snapshot(&handle).await;
+
+    // The core would refuse it (the unit exists): the store says it was applied.
+    let again = handle.command(key("register"), register).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.first_seq, first.first_seq);
+    // The core would accept it (the unit is in service again): the unique key refuses it.
+    let again = handle.command(key("off"), off).await.unwrap();
+    assert!(again.duplicate, "{again:?}");
+    assert_eq!(again.first_seq, off_reply.first_seq);
+    assert_eq!(snapshot(&handle).await, before);
+    drop(handle);
+
+    // After a restart only the recent keys are in memory.
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let (engine, stats) = Engine::start(
+        store,
+        fixture.clock.clone(),
+        Arc::new(StraightLine::default()),
+        None,
+        config,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.events, 3);
+    assert_eq!(
+        engine.remembered_keys(),
+        1,
+        "only `back` is within 5 minutes"
+    );
+}
+
+#[tokio::test]
 async fn a_log_that_does_not_replay_stops_the_start_with_the_event_named() {
     let fixture = Fixture::new();
     let store = EventStore::open(&fixture.location).await.unwrap();
