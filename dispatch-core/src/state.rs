@@ -88,8 +88,9 @@ pub struct ApplyError {
     pub reason: String,
 }
 
-/// The whole live state of the regulation centre.
-#[derive(Debug, Clone, PartialEq)]
+/// The whole live state of the regulation centre. It serialises (serde) so that the shell
+/// can keep snapshots and replay only the events after the latest one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dispatch {
     policy: Policy,
     calls: BTreeMap<CallId, Call>,
@@ -162,6 +163,16 @@ impl Dispatch {
     /// The rules in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Format of the serialised state. Bump it whenever the JSON of `Dispatch` (or of
+    /// anything it holds) changes: a snapshot of another format is not loaded, the log is
+    /// replayed instead. The `state_format` snapshot test fails on any such change.
+    pub const SNAPSHOT_FORMAT: u32 = 1;
+
+    /// Replaces the rules (a restored snapshot takes the configured ones).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
     }
 
     /// A call.

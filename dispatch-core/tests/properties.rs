@@ -6,11 +6,11 @@
 
 mod support;
 
-use dispatch_core::Command;
 use dispatch_core::facility::Capability;
 use dispatch_core::fleet::{CrewStatus, GpsFix, OutOfServiceReason, UnitKind, UnitStatus};
 use dispatch_core::ids::{FacilityId, IncidentId, UnitId};
 use dispatch_core::model::{ClosureReason, ConfirmedLocation, Disposition, ReferralKind};
+use dispatch_core::{Command, Dispatch};
 use maps::TravelTime;
 use proptest::prelude::*;
 use support::*;
@@ -298,7 +298,11 @@ proptest! {
         actions in prop::collection::vec(action(), 1..120)
     ) {
         let mut w = world();
-        for a in &actions {
+        let mut snapshot = None;
+        for (i, a) in actions.iter().enumerate() {
+            if i == actions.len() / 2 {
+                snapshot = Some((serde_json::to_string(&w.dispatch).unwrap(), w.log.len()));
+            }
             if let Action::Advance { secs } = a {
                 w.advance(TravelTime::from_secs(u64::from(*secs)));
                 continue;
@@ -316,6 +320,13 @@ proptest! {
             prop_assert!(problems.is_empty(), "after {:?}: {:?}", command, problems);
         }
         w.assert_replay_reproduces_state();
+        // A snapshot taken halfway, plus the events after it, is the same state.
+        let (json, from) = snapshot.unwrap();
+        let mut restored: Dispatch = serde_json::from_str(&json).unwrap();
+        for (at, event) in &w.log[from..] {
+            restored.apply(*at, event).unwrap();
+        }
+        prop_assert_eq!(&restored, &w.dispatch);
     }
 
     #[test]

@@ -315,6 +315,16 @@ fn call_triage_dispatch_decline_escalation_transport_handover_and_transfer_recor
         .map(|(at, e)| serde_json::json!({"at": at, "event": e}))
         .collect();
     insta::assert_json_snapshot!("full_story_events", log);
+
+    // The serialised state is a stored format (snapshots): a change to it must bump
+    // `Dispatch::SNAPSHOT_FORMAT` and accept this snapshot under the new number.
+    let state = serde_json::to_value(&w.dispatch).unwrap();
+    insta::assert_json_snapshot!(
+        format!("state_format_{}", dispatch_core::Dispatch::SNAPSHOT_FORMAT),
+        state
+    );
+    let restored: dispatch_core::Dispatch = serde_json::from_value(state).unwrap();
+    assert_eq!(restored, w.dispatch);
 }
 
 #[test]

@@ -147,12 +147,16 @@ pub struct StoreConfig {
     /// A SQLite file path (`regula.db`, `sqlite:/var/lib/regula/regula.db`) or a
     /// `postgres://` URL. `DATABASE_URL` overrides it.
     pub database_url: DatabaseUrl,
+    /// A snapshot of the dispatch state is saved every this many events (and at shutdown),
+    /// so that a restart replays only what follows it; 0: never.
+    pub snapshot_every_events: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             database_url: DatabaseUrl(String::from("regula.db")),
+            snapshot_every_events: 50_000,
         }
     }
 }
@@ -402,6 +406,9 @@ fn hint_for(key: &str) -> Option<&'static str> {
         }
         "store.database_url" => {
             "a SQLite file path such as \"regula.db\" or a postgres:// URL, in quotes"
+        }
+        "store.snapshot_every_events" => {
+            "a whole number of events, e.g. 50000 (0: no snapshots, every start replays the whole log)"
         }
         "routing.graph" => "the graph file made by `regula osm import`, in quotes",
         "routing.profile" => "a congestion profile TOML file, in quotes (default: Bogotá's)",

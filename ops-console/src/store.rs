@@ -229,6 +229,22 @@ pub enum Acknowledged {
     Before(Timestamp),
 }
 
+/// A stored snapshot of the dispatch state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The last event it includes.
+    pub last_seq: u64,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// Format of `state`.
+    pub format: u32,
+    /// The state as JSON.
+    pub state: String,
+}
+
+/// Snapshots kept; older ones are deleted when a new one is saved.
+pub const SNAPSHOTS_KEPT: i64 = 2;
+
 /// Counts of what the log holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LogSummary {
@@ -400,6 +416,16 @@ impl EventStore {
     /// driver is paid once per batch.
     pub async fn replay<E: From<StoreError>>(
         &self,
+        visit: impl FnMut(StoredEvent) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.replay_after(0, visit).await
+    }
+
+    /// Like [`EventStore::replay`], from the event after `after` (a snapshot's position);
+    /// returns the last sequence number (`after` when nothing follows).
+    pub async fn replay_after<E: From<StoreError>>(
+        &self,
+        after: u64,
         mut visit: impl FnMut(StoredEvent) -> Result<(), E>,
     ) -> Result<u64, E> {
         const SQLITE: &str = "SELECT json_group_array(json_array(seq, recorded_at_ms, command_key, kind, version, json(payload))) \
@@ -414,7 +440,7 @@ impl EventStore {
             i32,
             Box<serde_json::value::RawValue>,
         );
-        let mut last = 0u64;
+        let mut last = after;
         loop {
             let after = seq_to_i64(last)?;
             let batch = i64::from(REPLAY_BATCH);
@@ -566,6 +592,91 @@ impl EventStore {
             }
         }
         Ok(())
+    }
+
+    /// Saves a snapshot of the state after event `last_seq` and deletes all but the newest
+    /// [`SNAPSHOTS_KEPT`]. Saving the same position twice keeps the first.
+    pub async fn save_snapshot(
+        &self,
+        last_seq: u64,
+        at: Timestamp,
+        format: u32,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO snapshots (last_seq, created_at_ms, format, state) \
+                              VALUES ($1, $2, $3, $4) ON CONFLICT (last_seq) DO NOTHING";
+        const PRUNE: &str = "DELETE FROM snapshots WHERE last_seq NOT IN \
+                             (SELECT last_seq FROM snapshots ORDER BY last_seq DESC LIMIT $1)";
+        let seq = seq_to_i64(last_seq)?;
+        let format = i64::from(format);
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(INSERT)
+                    .bind(seq)
+                    .bind(at.as_millis())
+                    .bind(format)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(PRUNE)
+                    .bind(SNAPSHOTS_KEPT)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(INSERT)
+                    .bind(seq)
+                    .bind(at.as_millis())
+                    .bind(format)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(PRUNE)
+                    .bind(SNAPSHOTS_KEPT)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the log holds event `seq`.
+    pub async fn has_event(&self, seq: u64) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM events WHERE seq = $1";
+        let seq = seq_to_i64(seq)?;
+        let count: i64 = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(SQL).bind(seq).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(SQL).bind(seq).fetch_one(pool).await?,
+        };
+        Ok(count > 0)
+    }
+
+    /// The newest snapshot, if any.
+    pub async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        const SQL: &str = "SELECT last_seq, created_at_ms, format, state FROM snapshots \
+                           ORDER BY last_seq DESC LIMIT 1";
+        type Row = (i64, i64, i64, String);
+        let row: Option<Row> = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+        };
+        let Some((last_seq, created_at_ms, format, state)) = row else {
+            return Ok(None);
+        };
+        let last_seq = i64_to_u64(last_seq, 0, "snapshot position")?;
+        Ok(Some(StoredSnapshot {
+            last_seq,
+            created_at: Timestamp::from_millis(created_at_ms).map_err(|e| StoreError::Corrupt {
+                seq: last_seq,
+                reason: format!("snapshot time: {e}"),
+            })?,
+            format: u32::try_from(format).unwrap_or(u32::MAX),
+            state,
+        }))
     }
 
     /// A receiver's messages with ids after `after`, oldest first, at most `limit`; only

@@ -66,6 +66,7 @@ impl System {
             Some(Arc::new(effects)),
             EngineConfig {
                 policy: config.dispatch.policy(),
+                snapshot_every: config.store.snapshot_every_events,
                 ..EngineConfig::default()
             },
         )
@@ -73,6 +74,7 @@ impl System {
         .context("cannot rebuild the dispatch state from the event log")?;
         tracing::info!(
             store = store.backend().name(),
+            snapshot = replay.snapshot,
             events = replay.events,
             last_seq = replay.last_seq,
             timers = replay.timers,

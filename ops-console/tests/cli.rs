@@ -114,3 +114,39 @@ fn help_is_bilingual_and_lists_only_working_commands() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn bench_dispatch_prints_its_figures_and_checks_replay_and_snapshot_restore() {
+    let output = regula()
+        .args([
+            "bench",
+            "dispatch",
+            "--events",
+            "3000",
+            "--commands",
+            "300",
+            "--recommendations",
+            "10",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "apply_us_p99",
+        "recommend_ms_p99",
+        "replay_events_per_s",
+        "snapshot_bytes",
+        "restart_from_snapshot_ms",
+    ] {
+        assert!(figures[key].is_number(), "{key} missing: {figures}");
+    }
+    assert!(figures["replay_events"].as_u64().unwrap() >= 3000);
+    assert!(figures["snapshot_bytes"].as_u64().unwrap() > 0);
+}

@@ -89,6 +89,10 @@ fn crash_test(extra: &[&str]) -> Value {
     assert_eq!(figures["duplicated"], 0, "{figures}");
     assert_eq!(figures["refused"], 0, "{figures}");
     assert_eq!(figures["consistent"], true, "{figures}");
+    assert!(
+        figures["snapshot_seq"].is_u64(),
+        "the servers saved snapshots during the run: {figures}"
+    );
     assert!(figures["acknowledged"].as_u64().unwrap() > 100, "{figures}");
     assert!(
         figures["retried"].as_u64().unwrap() > 0,

@@ -67,6 +67,9 @@ struct Figures {
     refused: u64,
     events: u64,
     consistent: bool,
+    /// The newest snapshot the servers saved (its last event), if any; restoring it and
+    /// replaying what follows must give the state of the whole log (`consistent`).
+    snapshot_seq: Option<u64>,
     seconds: f64,
 }
 
@@ -170,6 +173,13 @@ fn crash_loop(args: &BenchCrashArgs, url: &str, dir: &std::path::Path) -> anyhow
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = StdRng::seed_from_u64(args.seed);
     let log_path = dir.join("server.log");
+    // Frequent snapshots, so that restarts restore them under the kill storm too.
+    let config = dir.join("crash.toml");
+    std::fs::write(&config, "[store]\nsnapshot_every_events = 200\n")
+        .context("cannot write the server's configuration")?;
+    let start_server = |binary: &std::path::Path, url: &str, log: &std::path::Path| {
+        start_server(binary, url, &config, log)
+    };
 
     let mut server = start_server(&binary, url, &log_path)?;
     publish(&door, Some(server.1));
@@ -217,6 +227,7 @@ fn publish(door: &Door, addr: Option<SocketAddr>) {
 fn start_server(
     binary: &std::path::Path,
     url: &str,
+    config: &std::path::Path,
     log: &std::path::Path,
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let log = std::fs::OpenOptions::new()
@@ -225,7 +236,15 @@ fn start_server(
         .open(log)
         .context("cannot open the server log")?;
     let mut child = std::process::Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--config",
+        ])
+        .arg(config)
         .env("REGULA_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -455,6 +474,33 @@ async fn verify(
             Ok::<(), crate::store::StoreError>(())
         })
         .await?;
+    let snapshot = store.latest_snapshot().await?;
+    let snapshot_matches = match &snapshot {
+        None => true,
+        Some(snapshot) => {
+            let mut restored: Dispatch = serde_json::from_str(&snapshot.state)
+                .context("the servers' latest snapshot does not decode")?;
+            restored.set_policy(state.policy().clone());
+            let mut error = None;
+            store
+                .replay_after(snapshot.last_seq, |stored| {
+                    let event = journal::decode(&stored).map_err(|reason| {
+                        crate::store::StoreError::Corrupt {
+                            seq: stored.seq,
+                            reason,
+                        }
+                    })?;
+                    if error.is_none()
+                        && let Err(e) = restored.apply(stored.recorded_at, &event)
+                    {
+                        error = Some(e);
+                    }
+                    Ok::<(), crate::store::StoreError>(())
+                })
+                .await?;
+            error.is_none() && restored == state
+        }
+    };
     let mut lost = 0;
     for (key, range) in &ledger.acknowledged {
         let signature = &ledger.sent[key];
@@ -486,7 +532,10 @@ async fn verify(
         duplicated,
         refused: ledger.refused.len() as u64,
         events,
-        consistent: replay_error.is_none() && state.check_invariants().is_empty(),
+        consistent: replay_error.is_none()
+            && state.check_invariants().is_empty()
+            && snapshot_matches,
+        snapshot_seq: snapshot.map(|s| s.last_seq),
         seconds: watch.elapsed().as_secs_f64(),
     })
 }

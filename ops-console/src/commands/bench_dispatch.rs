@@ -78,6 +78,12 @@ struct Figures {
     replay_seconds: f64,
     replay_events_per_s: f64,
     log_bytes: u64,
+    /// The replayed state saved as a snapshot: its size and the time to serialise and
+    /// store it.
+    snapshot_bytes: u64,
+    snapshot_save_ms: f64,
+    /// A restart from that snapshot (nothing after it to replay).
+    restart_from_snapshot_ms: f64,
 }
 
 const OPEN_INCIDENTS: usize = 500;
@@ -162,6 +168,9 @@ pub(crate) fn run(args: &BenchDispatchArgs) -> anyhow::Result<ExitCode> {
         #[allow(clippy::cast_precision_loss)]
         replay_events_per_s: replayed.events as f64 / replayed.seconds.max(1e-9),
         log_bytes: replayed.log_bytes,
+        snapshot_bytes: replayed.snapshot_bytes,
+        snapshot_save_ms: replayed.snapshot_save_ms,
+        restart_from_snapshot_ms: replayed.restart_from_snapshot_ms,
     };
     print(&figures, args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -204,6 +213,13 @@ fn print(figures: &Figures, json: bool) -> anyhow::Result<()> {
             figures.replay_events_per_s,
             mb(figures.log_bytes)
         )?;
+        writeln!(
+            out,
+            "snapshot of that state: {:.1} MB saved in {:.0} ms; restart from it in {:.0} ms",
+            mb(figures.snapshot_bytes),
+            figures.snapshot_save_ms,
+            figures.restart_from_snapshot_ms
+        )?;
     }
     Ok(())
 }
@@ -233,6 +249,9 @@ struct Replayed {
     seconds: f64,
     log_bytes: u64,
     events: u64,
+    snapshot_bytes: u64,
+    snapshot_save_ms: f64,
+    restart_from_snapshot_ms: f64,
 }
 
 /// The synthetic city: Bogotá's urban area on the straight-line estimate, or the road
@@ -263,18 +282,16 @@ fn city_for(
     Ok((region, city, Some(road)))
 }
 
-/// Writes a log of at least `events` events (whole commands), then times the engine's
-/// replay of it.
-async fn replay_benchmark(
+/// Writes a log of at least `events` events (whole commands) from a plausible stream of
+/// commands; returns the centre that wrote it and the events written.
+async fn write_log(
+    location: &StoreLocation,
     region: BoundingBox,
     seed: u64,
     start: Timestamp,
     events: u64,
-) -> anyhow::Result<Replayed> {
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = dir.path().join("replay.db");
-    let location = StoreLocation::Sqlite(path.clone());
-    let store = EventStore::open(&location).await?;
+) -> anyhow::Result<(Centre, u64)> {
+    let store = EventStore::open(location).await?;
     let travel = StraightLine::default();
     let mut centre = Centre::new(region, SyntheticCity::new(region, seed ^ 0x5eed), start);
     let mut written = 0u64;
@@ -316,29 +333,45 @@ async fn replay_benchmark(
         }
     }
     store.close().await;
-    let events = written;
+    Ok((centre, written))
+}
+
+/// Times the engine's replay of a log of at least `events` events, and its restart from
+/// a snapshot of the replayed state.
+async fn replay_benchmark(
+    region: BoundingBox,
+    seed: u64,
+    start: Timestamp,
+    events: u64,
+) -> anyhow::Result<Replayed> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = dir.path().join("replay.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let (centre, events) = write_log(&location, region, seed, start, events).await?;
     let log_bytes = std::fs::metadata(&path).map_or(0, |m| m.len())
         + std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    let travel = StraightLine::default();
 
     let store = EventStore::open(&location).await?;
+    let config = EngineConfig {
+        policy: Policy {
+            region,
+            ..Policy::default()
+        },
+        ..EngineConfig::default()
+    };
     let watch = Stopwatch::start();
     let (engine, stats) = Engine::start(
         store.clone(),
         Arc::new(ManualClock::new(centre.now)),
         Arc::new(travel),
         None,
-        EngineConfig {
-            policy: Policy {
-                region,
-                ..Policy::default()
-            },
-            ..EngineConfig::default()
-        },
+        config.clone(),
     )
     .await?;
     let seconds = watch.elapsed().as_secs_f64();
     anyhow::ensure!(
-        stats.events == events,
+        stats.events == events && stats.snapshot.is_none(),
         "replayed {} events, wrote {events}",
         stats.events
     );
@@ -346,11 +379,41 @@ async fn replay_benchmark(
         engine.state() == &centre.dispatch,
         "the replayed state differs from the state that wrote the log"
     );
+
+    // The same state as a snapshot, then a restart from it.
+    let watch = Stopwatch::start();
+    let json = serde_json::to_string(engine.state())?;
+    store
+        .save_snapshot(stats.last_seq, centre.now, Dispatch::SNAPSHOT_FORMAT, &json)
+        .await?;
+    let snapshot_save_ms = watch.elapsed().as_secs_f64() * 1e3;
+    drop(engine);
+    let watch = Stopwatch::start();
+    let (engine, restarted) = Engine::start(
+        store.clone(),
+        Arc::new(ManualClock::new(centre.now)),
+        Arc::new(travel),
+        None,
+        config,
+    )
+    .await?;
+    let restart_from_snapshot_ms = watch.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        restarted.snapshot == Some(stats.last_seq) && restarted.events == 0,
+        "the restart did not use the snapshot: {restarted:?}"
+    );
+    anyhow::ensure!(
+        engine.state() == &centre.dispatch,
+        "the state restored from the snapshot differs from the state that wrote the log"
+    );
     store.close().await;
     Ok(Replayed {
         seconds,
         log_bytes,
         events,
+        snapshot_bytes: json.len() as u64,
+        snapshot_save_ms,
+        restart_from_snapshot_ms,
     })
 }
 

@@ -12,9 +12,11 @@
 //! 5. **publishes** them to subscribers;
 //! 6. executes the remaining **effects** (timers, live speeds, call connection, alerts).
 //!
-//! On start it replays the whole log to rebuild the state, the recent command keys
-//! ([`keys::RecentKeys`]; older ones are recognised by the store) and the timers. Timers are kept in the engine and fired against its [`maps::Clock`], so a
-//! simulated clock drives them in tests.
+//! On start it restores the newest usable snapshot of the state (saved every
+//! [`EngineConfig::snapshot_every`] events and when the engine stops) and replays the log
+//! after it to rebuild the state, the recent command keys ([`keys::RecentKeys`]; older ones
+//! are recognised by the store) and the timers. Timers are kept in the engine and fired
+//! against its [`maps::Clock`], so a simulated clock drives them in tests.
 
 pub mod journal;
 pub mod keys;
@@ -184,6 +186,9 @@ pub struct EngineConfig {
     pub broadcast_capacity: usize,
     /// How long command keys are answered from memory (older ones from the store).
     pub key_memory: TravelTime,
+    /// A snapshot of the state is saved every this many events (and when the engine
+    /// stops), so that a restart replays only the events after it; 0: never.
+    pub snapshot_every: u64,
 }
 
 impl Default for EngineConfig {
@@ -194,6 +199,7 @@ impl Default for EngineConfig {
             timer_tick: Duration::from_millis(250),
             broadcast_capacity: 4096,
             key_memory: TravelTime::from_minutes(60),
+            snapshot_every: 50_000,
         }
     }
 }
@@ -266,7 +272,9 @@ impl EngineHandle {
 /// Statistics of a replay at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ReplayStats {
-    /// Events replayed.
+    /// The snapshot the state was restored from (its last event), if one was usable.
+    pub snapshot: Option<u64>,
+    /// Events replayed (after the snapshot).
     pub events: u64,
     /// Last sequence number.
     pub last_seq: u64,
@@ -274,6 +282,50 @@ pub struct ReplayStats {
     pub timers: usize,
     /// Wall time taken, in milliseconds.
     pub millis: u64,
+}
+
+/// The newest usable snapshot: the state and its last event. A snapshot of another format
+/// or one that does not decode is skipped (logged): the log is replayed from the start.
+async fn restore(
+    store: &EventStore,
+    config: &EngineConfig,
+) -> Result<(Dispatch, Option<u64>), StartError> {
+    let fresh = || Dispatch::new(config.policy.clone());
+    let Some(snapshot) = store.latest_snapshot().await? else {
+        return Ok((fresh(), None));
+    };
+    if snapshot.format != Dispatch::SNAPSHOT_FORMAT {
+        tracing::info!(
+            format = snapshot.format,
+            expected = Dispatch::SNAPSHOT_FORMAT,
+            "snapshot of another format; replaying the whole log"
+        );
+        return Ok((fresh(), None));
+    }
+    let last_seq = snapshot.last_seq;
+    if !store.has_event(last_seq).await? {
+        tracing::warn!(
+            seq = last_seq,
+            "snapshot is ahead of the log; replaying the whole log"
+        );
+        return Ok((fresh(), None));
+    }
+    match tokio::task::spawn_blocking(move || serde_json::from_str::<Dispatch>(&snapshot.state))
+        .await
+    {
+        Ok(Ok(mut state)) => {
+            state.set_policy(config.policy.clone());
+            Ok((state, Some(last_seq)))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, seq = last_seq, "snapshot does not decode; replaying the whole log");
+            Ok((fresh(), None))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot not read; replaying the whole log");
+            Ok((fresh(), None))
+        }
+    }
 }
 
 /// The engine task's state.
@@ -285,6 +337,10 @@ pub struct Engine {
     sink: Option<Arc<dyn EffectSink>>,
     recent_keys: keys::RecentKeys,
     last_seq: u64,
+    /// Position of the newest snapshot saved or being saved.
+    snapshot_seq: u64,
+    /// The snapshot being saved in the background.
+    saving: Option<tokio::task::JoinHandle<()>>,
     timers: BTreeMap<(Timestamp, String), Timer>,
     /// When each armed timer (by identity) fires, to replace it when re-armed.
     timer_index: std::collections::HashMap<String, Timestamp>,
@@ -327,11 +383,11 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<(Self, ReplayStats), StartError> {
         let watch = Stopwatch::start();
-        let mut state = Dispatch::new(config.policy.clone());
+        let (mut state, snapshot) = restore(&store, &config).await?;
         let mut recent_keys = keys::RecentKeys::new(config.key_memory);
         let mut replayed = 0u64;
         let last_seq = store
-            .replay(|stored: StoredEvent| {
+            .replay_after(snapshot.unwrap_or(0), |stored: StoredEvent| {
                 let event = journal::decode(&stored).map_err(|reason| StartError::Replay {
                     seq: stored.seq,
                     reason,
@@ -356,6 +412,8 @@ impl Engine {
             sink,
             recent_keys,
             last_seq,
+            snapshot_seq: snapshot.unwrap_or(0),
+            saving: None,
             timers: BTreeMap::new(),
             timer_index: std::collections::HashMap::new(),
             published,
@@ -366,6 +424,7 @@ impl Engine {
             engine.arm(&timer);
         }
         let replay = ReplayStats {
+            snapshot,
             events: replayed,
             last_seq,
             timers: engine.timers.len(),
@@ -404,7 +463,56 @@ impl Engine {
                 }
             }
         }
+        if self.config.snapshot_every > 0 && self.last_seq > self.snapshot_seq {
+            self.save_snapshot();
+        }
+        if let Some(saving) = self.saving.take() {
+            let _ = saving.await;
+        }
         tracing::info!(last_seq = self.last_seq, "engine stopped");
+    }
+
+    /// Saves a snapshot of the current state in the background (serialised off the engine
+    /// task); a failure is logged and costs only a longer replay at the next start.
+    fn save_snapshot(&mut self) {
+        let (state, store, seq, at) = (
+            self.state.clone(),
+            self.store.clone(),
+            self.last_seq,
+            self.clock.now(),
+        );
+        self.snapshot_seq = seq;
+        let previous = self.saving.take();
+        self.saving = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            let watch = Stopwatch::start();
+            let json = tokio::task::spawn_blocking(move || serde_json::to_string(&state)).await;
+            let json = match json {
+                Ok(Ok(json)) => json,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, seq, "snapshot not saved: state does not serialise");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, seq, "snapshot not saved");
+                    return;
+                }
+            };
+            match store
+                .save_snapshot(seq, at, Dispatch::SNAPSHOT_FORMAT, &json)
+                .await
+            {
+                Ok(()) => tracing::info!(
+                    seq,
+                    bytes = json.len(),
+                    millis = u64::try_from(watch.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "snapshot saved"
+                ),
+                Err(e) => tracing::warn!(error = %e, seq, "snapshot not saved"),
+            }
+        }));
     }
 
     async fn handle(&mut self, request: Request) {
@@ -487,6 +595,11 @@ impl Engine {
         }
         self.recent_keys.insert(key.as_str(), now);
         self.last_seq = last_seq;
+        if self.config.snapshot_every > 0
+            && self.last_seq - self.snapshot_seq >= self.config.snapshot_every
+        {
+            self.save_snapshot();
+        }
         if cfg!(debug_assertions) {
             let problems = self.state.check_invariants();
             if !problems.is_empty() {

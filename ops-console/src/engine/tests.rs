@@ -191,7 +191,9 @@ async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
         state
     };
     let (handle, _task, stats) = fixture.engine().await;
-    assert_eq!(stats.last_seq, stats.events);
+    // Stopping saved a snapshot: the restart restores it (timers come from the state).
+    assert_eq!(stats.snapshot, Some(stats.last_seq));
+    assert_eq!(stats.events, 0);
     assert_eq!(
         stats.timers, 2,
         "the acceptance deadline and the unit's GPS watch are re-armed"
@@ -451,6 +453,8 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
     let store = EventStore::open(&fixture.location).await.unwrap();
     let config = EngineConfig {
         key_memory: TravelTime::from_minutes(5),
+        // The restart below replays the whole log (a snapshot would hold no keys).
+        snapshot_every: 0,
         ..EngineConfig::default()
     };
     let (engine, _) = Engine::start(
@@ -513,6 +517,119 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
         1,
         "only `back` is within 5 minutes"
     );
+}
+
+async fn start_with(
+    fixture: &Fixture,
+    config: EngineConfig,
+) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let (engine, stats) = Engine::start(
+        store,
+        fixture.clock.clone(),
+        Arc::new(StraightLine::default()),
+        None,
+        config,
+    )
+    .await
+    .unwrap();
+    let (handle, task) = engine.spawn();
+    (handle, task, stats)
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_latest_snapshot_and_replays_only_what_follows() {
+    let fixture = Fixture::new();
+    let config = EngineConfig {
+        snapshot_every: 4,
+        ..EngineConfig::default()
+    };
+    let (handle, task, _) = start_with(&fixture, config.clone()).await;
+    let incident = small_city(&handle).await;
+    let state = snapshot(&handle).await;
+    drop(handle);
+    task.await.unwrap(); // the engine saves a last snapshot as it stops
+
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    let saved = store.latest_snapshot().await.unwrap().unwrap();
+    assert_eq!(saved.format, Dispatch::SNAPSHOT_FORMAT);
+    let (handle, task, replay) = start_with(&fixture, config.clone()).await;
+    assert_eq!(replay.snapshot, Some(saved.last_seq));
+    assert_eq!(replay.events, 0);
+    assert_eq!(snapshot(&handle).await, state);
+
+    // Events after the snapshot are replayed on top of it.
+    handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit: state.units().next().unwrap().registration.id.clone(),
+                operator: operator(),
+            },
+        )
+        .await
+        .unwrap();
+    let state = snapshot(&handle).await;
+    // Killed while it waits for the next request, before it could save a last snapshot:
+    // as after a crash.
+    task.abort();
+    let _ = task.await;
+    drop(handle);
+    let (handle, _task, replay) = start_with(&fixture, config).await;
+    assert_eq!(replay.snapshot, Some(saved.last_seq));
+    assert!(replay.events >= 1, "{replay:?}");
+    assert_eq!(snapshot(&handle).await, state);
+}
+
+#[tokio::test]
+async fn an_unusable_snapshot_is_skipped_and_the_whole_log_replayed() {
+    let fixture = Fixture::new();
+    let no_snapshots = EngineConfig {
+        snapshot_every: 0,
+        ..EngineConfig::default()
+    };
+    let (handle, task, _) = start_with(&fixture, no_snapshots.clone()).await;
+    small_city(&handle).await;
+    let state = snapshot(&handle).await;
+    let last_seq = state_last_seq(&fixture).await;
+    drop(handle);
+    task.await.unwrap();
+    let store = EventStore::open(&fixture.location).await.unwrap();
+    assert!(store.latest_snapshot().await.unwrap().is_none());
+    let at = fixture.clock.now();
+    for (seq, format, json) in [
+        // Another format, garbage, and one ahead of the log: each newer than the last.
+        (
+            1,
+            Dispatch::SNAPSHOT_FORMAT + 1,
+            serde_json::to_string(&state).unwrap(),
+        ),
+        (2, Dispatch::SNAPSHOT_FORMAT, "{\"units\": 3}".to_owned()),
+        (
+            last_seq + 10,
+            Dispatch::SNAPSHOT_FORMAT,
+            serde_json::to_string(&Dispatch::new(dispatch_core::Policy::default())).unwrap(),
+        ),
+    ] {
+        store.save_snapshot(seq, at, format, &json).await.unwrap();
+        let (handle, task, replay) = start_with(&fixture, no_snapshots.clone()).await;
+        assert_eq!(replay.snapshot, None, "snapshot {seq} should be skipped");
+        assert_eq!(replay.events, last_seq);
+        assert_eq!(snapshot(&handle).await, state);
+        drop(handle);
+        task.await.unwrap();
+    }
+}
+
+async fn state_last_seq(fixture: &Fixture) -> u64 {
+    EventStore::open(&fixture.location)
+        .await
+        .unwrap()
+        .summary()
+        .await
+        .unwrap()
+        .last_seq
 }
 
 #[tokio::test]
