@@ -12,7 +12,9 @@
 //! | transport | transport started → at hospital | — |
 //! | total | call queued (or incident opened) → patient handed over | SDS Bogotá 2024 baseline: median 31 min to arrival for critical/high |
 //!
-//! Percentiles use the nearest-rank method.
+//! Percentiles use the nearest-rank method. The report covers what the live state holds:
+//! open incidents and calls, and those finished within [`crate::Policy::history_retention`]
+//! (a week by default) — a rolling window; older figures come from the event log.
 
 use maps::{Timestamp, TravelTime};
 use serde::{Deserialize, Serialize};

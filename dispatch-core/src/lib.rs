@@ -27,7 +27,10 @@
 //!
 //! # Invariants
 //! No I/O, no clock, no async runtime: time is a parameter and side effects are values.
-//! The state is a pure fold of its events. After every step:
+//! The state is a pure fold of its events, bounded in time: closed incidents (with their
+//! transfers and referral) and finished calls leave it [`Policy::history_retention`] after
+//! they finished, as part of the fold, so a replay retires the same things. After every
+//! step:
 //! a unit serves at most one incident; every unit committed to an incident is listed by it
 //! and vice versa; a closed incident holds no unit; authorisation codes are unique; an open
 //! transfer is carried by its unit ([`Dispatch::check_invariants`]).

@@ -51,6 +51,10 @@ pub struct Policy {
     pub recommendation_limit: usize,
     /// A unit serving an incident whose last fix is older than this raises an alert.
     pub gps_silence_alert: TravelTime,
+    /// Closed incidents (with their transfers and referral) and finished calls leave the
+    /// live state this long after they closed: the log keeps them for good, the feeds have
+    /// delivered them, and the live state — snapshots, KPIs, views — stays bounded.
+    pub history_retention: TravelTime,
 }
 
 impl Default for Policy {
@@ -64,6 +68,7 @@ impl Default for Policy {
             region: BoundingBox::BOGOTA,
             recommendation_limit: 5,
             gps_silence_alert: TravelTime::from_minutes(3),
+            history_retention: TravelTime::from_minutes(7 * 24 * 60),
         }
     }
 }
@@ -105,9 +110,31 @@ pub struct Dispatch {
     next_transfer: u64,
     next_referral: u64,
     next_code: u64,
+    /// Closed incidents and finished calls, by when they finished, oldest first: what leaves
+    /// the live state once older than [`Policy::history_retention`].
+    retiring: BTreeSet<(Timestamp, Retiring)>,
+}
+
+/// Something that leaves the live state after the retention time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Retiring {
+    Incident(IncidentId),
+    Call(CallId),
 }
 
 type Decided = Result<Decision, Rejection>;
+
+/// Whether a call is over: abandoned, ended with an incident, or closed after it ended
+/// (an ended call without incident waits for the operator to close its record).
+fn call_over(call: &Call) -> bool {
+    match call.status {
+        CallStatus::Abandoned => true,
+        CallStatus::Closed => call.ended_at.is_some(),
+        CallStatus::Ended => call.incident.is_some(),
+        CallStatus::Queued | CallStatus::Taken | CallStatus::Connected => false,
+    }
+}
 
 fn unknown(kind: &'static str, id: impl std::fmt::Display) -> Rejection {
     Rejection::Unknown {
@@ -154,6 +181,7 @@ impl Dispatch {
             next_transfer: 1,
             next_referral: 1,
             next_code: 1,
+            retiring: BTreeSet::new(),
         }
     }
 
@@ -1508,6 +1536,7 @@ impl Dispatch {
                     .ok_or_else(|| fail(format!("unknown call {call}")))?;
                 c.status = CallStatus::Abandoned;
                 c.ended_at = Some(at);
+                self.retiring.insert((at, Retiring::Call(call.clone())));
             }
             Event::CallEnded { call } => {
                 let c = self
@@ -1516,6 +1545,7 @@ impl Dispatch {
                     .ok_or_else(|| fail(format!("unknown call {call}")))?;
                 c.status = CallStatus::Ended;
                 c.ended_at = Some(at);
+                self.retiring.insert((at, Retiring::Call(call.clone())));
             }
             Event::CallClosed { call, outcome } => {
                 let c = self
@@ -1524,6 +1554,7 @@ impl Dispatch {
                     .ok_or_else(|| fail(format!("unknown call {call}")))?;
                 c.status = CallStatus::Closed;
                 c.non_incident = Some(outcome.clone());
+                self.retiring.insert((at, Retiring::Call(call.clone())));
             }
             Event::IncidentOpened {
                 incident,
@@ -1853,6 +1884,7 @@ impl Dispatch {
                 };
                 inc.timeline.closed = Some(at);
                 self.open_incidents.remove(incident);
+                self.retiring.insert((at, Retiring::Incident(*incident)));
             }
             Event::UnitRegistered { registration } => {
                 self.units
@@ -1890,7 +1922,68 @@ impl Dispatch {
                 self.facility_mut(facility, &fail)?.diversion = None;
             }
         }
+        self.retire_before(at);
         Ok(())
+    }
+
+    /// Removes what finished more than [`Policy::history_retention`] before `at`: a closed
+    /// incident with its transfers, referral and call (once that call is over too), and a
+    /// call without incident that is over. Part of the fold, so a replay of the same events
+    /// retires the same things.
+    fn retire_before(&mut self, at: Timestamp) {
+        let cutoff = at - self.policy.history_retention;
+        while let Some((finished, _)) = self.retiring.first() {
+            if *finished >= cutoff {
+                break;
+            }
+            let Some((_, item)) = self.retiring.pop_first() else {
+                break;
+            };
+            match item {
+                Retiring::Incident(id) => self.retire_incident(id),
+                Retiring::Call(id) => {
+                    match self.calls.get(&id).map(|c| (call_over(c), c.incident)) {
+                        Some((true, Some(incident))) => self.retire_incident(incident),
+                        Some((true, None)) => {
+                            self.calls.remove(&id);
+                        }
+                        // Not over: indexed again when it ends or closes.
+                        Some((false, _)) | None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes a closed incident with its transfers, referral and call, unless its call is
+    /// still going (then both leave once the call is over and the retention has passed).
+    fn retire_incident(&mut self, id: IncidentId) {
+        let Some(incident) = self.incidents.get(&id) else {
+            return;
+        };
+        if !incident.is_closed() {
+            return;
+        }
+        let call = incident.call.clone();
+        if call
+            .as_ref()
+            .and_then(|c| self.calls.get(c))
+            .is_some_and(|c| !call_over(c))
+        {
+            return;
+        }
+        let Some(incident) = self.incidents.remove(&id) else {
+            return;
+        };
+        for transfer in &incident.transfers {
+            self.transfers.remove(transfer);
+        }
+        if let Some(referral) = incident.referral {
+            self.referrals.remove(&referral);
+        }
+        if let Some(call) = call {
+            self.calls.remove(&call);
+        }
     }
 
     fn incident_mut(

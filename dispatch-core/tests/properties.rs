@@ -107,7 +107,12 @@ const UNITS: [(&str, UnitKind, f64, f64); 4] = [
 const FACILITIES: [&str; 3] = ["H-A", "H-B", "H-C"];
 
 fn world() -> World {
-    let mut w = World::new();
+    // A short retention, so that closed incidents and finished calls leave the live state
+    // within a generated story.
+    let mut w = World::with_policy(dispatch_core::Policy {
+        history_retention: TravelTime::from_minutes(10),
+        ..dispatch_core::Policy::default()
+    });
     for (id, kind, lon, lat) in UNITS {
         w.ok(register_unit(id, kind, p(lon, lat)));
     }
@@ -323,6 +328,7 @@ proptest! {
         // A snapshot taken halfway, plus the events after it, is the same state.
         let (json, from) = snapshot.unwrap();
         let mut restored: Dispatch = serde_json::from_str(&json).unwrap();
+        restored.set_policy(w.dispatch.policy().clone());
         for (at, event) in &w.log[from..] {
             restored.apply(*at, event).unwrap();
         }

@@ -325,6 +325,46 @@ fn call_triage_dispatch_decline_escalation_transport_handover_and_transfer_recor
     );
     let restored: dispatch_core::Dispatch = serde_json::from_value(state).unwrap();
     assert_eq!(restored, w.dispatch);
+
+    // A week after both the incident closed and the call ended, the incident, its transfer
+    // and its call leave the live state (the log keeps them); units and facilities stay.
+    let call = call_id();
+    w.advance(TravelTime::from_minutes(8 * 24 * 60));
+    w.ok(occupancy_report("H-NEAR", 70.0, w.now));
+    assert!(
+        w.dispatch.incident(incident).is_some(),
+        "kept while its call is still connected"
+    );
+    w.ok(Command::RecordCallEvent {
+        event: CallEvent::Ended {
+            call: call.clone(),
+            at: w.now,
+        },
+    });
+    w.advance(TravelTime::from_minutes(7 * 24 * 60 - 60));
+    w.ok(occupancy_report("H-NEAR", 71.0, w.now));
+    assert!(
+        w.dispatch.incident(incident).is_some(),
+        "not yet: within the week"
+    );
+    w.advance(TravelTime::from_minutes(120));
+    w.ok(occupancy_report("H-NEAR", 72.0, w.now));
+    assert!(w.dispatch.incident(incident).is_none());
+    assert!(w.dispatch.transfer(transfer_id).is_none());
+    assert!(w.dispatch.call(&call).is_none());
+    assert_eq!(w.dispatch.units().count(), 2 + 1);
+    assert!(w.dispatch.facility(&facility_id("H-NEAR")).is_some());
+    w.assert_replay_reproduces_state();
+}
+
+fn occupancy_report(facility: &str, percent: f64, at: maps::Timestamp) -> Command {
+    Command::ReportOccupancy {
+        facility: facility_id(facility),
+        occupancy: dispatch_core::facility::Occupancy {
+            percent,
+            reported_at: at,
+        },
+    }
 }
 
 #[test]

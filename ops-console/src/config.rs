@@ -210,6 +210,9 @@ pub struct DispatchConfig {
     pub max_fix_age_seconds: u32,
     /// How many units and destinations a recommendation shows.
     pub recommendation_limit: u8,
+    /// Days closed incidents (with transfers and referral) and finished calls stay in the
+    /// live state — views and KPIs — after they finished; the log keeps them for good.
+    pub history_days: u16,
 }
 
 impl Default for DispatchConfig {
@@ -221,6 +224,8 @@ impl Default for DispatchConfig {
             max_fix_age_seconds: u32::try_from(policy.max_fix_age_for_position.as_millis() / 1000)
                 .unwrap_or(120),
             recommendation_limit: u8::try_from(policy.recommendation_limit).unwrap_or(5),
+            history_days: u16::try_from(policy.history_retention.as_millis() / 86_400_000)
+                .unwrap_or(7),
         }
     }
 }
@@ -236,6 +241,9 @@ impl DispatchConfig {
                 self.max_fix_age_seconds,
             )),
             recommendation_limit: usize::from(self.recommendation_limit),
+            history_retention: maps::TravelTime::from_minutes(
+                u64::from(self.history_days) * 24 * 60,
+            ),
             ..dispatch_core::Policy::default()
         }
     }
@@ -424,6 +432,7 @@ fn hint_for(key: &str) -> Option<&'static str> {
         "dispatch.acceptance_timeout_seconds" => "a whole number of seconds, e.g. 90",
         "dispatch.max_fix_age_seconds" => "a whole number of seconds, e.g. 120",
         "dispatch.recommendation_limit" => "a whole number from 1 to 20, e.g. 5",
+        "dispatch.history_days" => "a whole number of days from 1 to 3650, e.g. 7",
         "server.listen" => {
             "an IP address and port in quotes, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8080\""
         }
@@ -595,6 +604,12 @@ fn check_ranges(
         out_of_range(
             "dispatch.max_fix_age_seconds",
             format!("{} s is outside 10–3600 s", d.max_fix_age_seconds),
+        );
+    }
+    if !(1..=3650).contains(&d.history_days) {
+        out_of_range(
+            "dispatch.history_days",
+            format!("{} days is outside 1–3650", d.history_days),
         );
     }
     if !(1..=20).contains(&d.recommendation_limit) {
@@ -919,6 +934,11 @@ shutdown_grace_seconds = \"ten\"
     #[test]
     fn dispatch_rules_out_of_range_are_reported_with_their_lines() {
         let text = "[dispatch]\nacceptance_timeout_seconds = 2\nrecommendation_limit = 0\n";
+        let errors = parse(&format!("{text}history_days = 0\n"), &no_env())
+            .unwrap_err()
+            .0;
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors.iter().any(|e| e.key == "dispatch.history_days"));
         let errors = parse(text, &no_env()).unwrap_err().0;
         assert_eq!(errors.len(), 2, "{errors:#?}");
         assert_eq!(errors[0].key, "dispatch.acceptance_timeout_seconds");
@@ -929,6 +949,10 @@ shutdown_grace_seconds = \"ten\"
             .dispatch
             .policy();
         assert_eq!(policy.acceptance_timeout, maps::TravelTime::from_secs(45));
+        assert_eq!(
+            policy.history_retention,
+            maps::TravelTime::from_minutes(7 * 24 * 60)
+        );
     }
 
     #[test]

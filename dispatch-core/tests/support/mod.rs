@@ -30,8 +30,12 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_policy(Policy::default())
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
         Self {
-            dispatch: Dispatch::new(Policy::default()),
+            dispatch: Dispatch::new(policy),
             now: Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap(),
             travel: StraightLine::default(),
             log: Vec::new(),
@@ -69,13 +73,13 @@ impl World {
 
     /// Rebuilds a fresh state from the log and compares.
     pub fn assert_replay_reproduces_state(&self) {
-        let mut replayed = Dispatch::new(Policy::default());
+        let mut replayed = Dispatch::new(self.dispatch.policy().clone());
         for (at, e) in &self.log {
             replayed.apply(*at, e).unwrap();
         }
         assert_eq!(replayed, self.dispatch, "replay diverged");
         // And through JSON, as the store keeps them.
-        let mut from_json = Dispatch::new(Policy::default());
+        let mut from_json = Dispatch::new(self.dispatch.policy().clone());
         for (at, e) in &self.log {
             let text = serde_json::to_string(e).unwrap();
             let back: Event = serde_json::from_str(&text).unwrap();
