@@ -10,7 +10,9 @@
 //! - `GET` views of the live state: `calls` (the queue, with waiting times), `units`,
 //!   `units/{id}`, `incidents` (open), `incidents/{id}`, `incidents/{id}/recommendation`
 //!   (top units by ETA and destinations with reasons), `facilities`, `transfers/{id}`,
-//!   `kpis`, `coverage`.
+//!   `kpis`, `coverage`. Closed incidents, their transfers and finished calls stay in these
+//!   views for `[dispatch] history_days` after they finished (the log keeps them; the EPS
+//!   feeds have delivered their records).
 //! - `GET /api/v1/stream` — a WebSocket of stored events and alerts as they happen, each a
 //!   JSON text message `{"type": "event", "seq", "at", "event"}` or
 //!   `{"type": "alert", …}`; a subscriber that falls behind gets `{"type": "lagged",
