@@ -147,8 +147,9 @@ pub struct StoreConfig {
     /// A SQLite file path (`regula.db`, `sqlite:/var/lib/regula/regula.db`) or a
     /// `postgres://` URL. `DATABASE_URL` overrides it.
     pub database_url: DatabaseUrl,
-    /// A snapshot of the dispatch state is saved every this many events (and at shutdown),
-    /// so that a restart replays only what follows it; 0: never.
+    /// A snapshot of the dispatch state is saved every this many events (and at shutdown)
+    /// by a follower thread with its own copy of the state, so that a restart replays only
+    /// what follows it; 0: never (and no copy).
     pub snapshot_every_events: u64,
 }
 

@@ -20,6 +20,7 @@
 
 pub mod journal;
 pub mod keys;
+pub mod snapshots;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -337,10 +338,8 @@ pub struct Engine {
     sink: Option<Arc<dyn EffectSink>>,
     recent_keys: keys::RecentKeys,
     last_seq: u64,
-    /// Position of the newest snapshot saved or being saved.
-    snapshot_seq: u64,
-    /// The snapshot being saved in the background.
-    saving: Option<tokio::task::JoinHandle<()>>,
+    /// The snapshot follower (absent when snapshots are off).
+    snapshots: Option<snapshots::Snapshotter>,
     timers: BTreeMap<(Timestamp, String), Timer>,
     /// When each armed timer (by identity) fires, to replace it when re-armed.
     timer_index: std::collections::HashMap<String, Timestamp>,
@@ -412,14 +411,30 @@ impl Engine {
             sink,
             recent_keys,
             last_seq,
-            snapshot_seq: snapshot.unwrap_or(0),
-            saving: None,
+            snapshots: None,
             timers: BTreeMap::new(),
             timer_index: std::collections::HashMap::new(),
             published,
             config,
         };
         engine.recent_keys.forget_before(engine.clock.now());
+        if engine.config.snapshot_every > 0 {
+            // The log was replayed from `snapshot`: if that is far behind, the follower
+            // saves a fresh one as soon as the next command comes (or at stop).
+            engine.snapshots = Some(
+                snapshots::Snapshotter::start(
+                    engine.state.clone(),
+                    last_seq,
+                    snapshot.unwrap_or(0),
+                    engine.config.snapshot_every,
+                    engine.store.clone(),
+                )
+                .map_err(|e| StartError::Replay {
+                    seq: last_seq,
+                    reason: format!("cannot start the snapshot thread: {e}"),
+                })?,
+            );
+        }
         for timer in engine.state.pending_timers() {
             engine.arm(&timer);
         }
@@ -463,56 +478,10 @@ impl Engine {
                 }
             }
         }
-        if self.config.snapshot_every > 0 && self.last_seq > self.snapshot_seq {
-            self.save_snapshot();
-        }
-        if let Some(saving) = self.saving.take() {
-            let _ = saving.await;
+        if let Some(snapshots) = self.snapshots.take() {
+            snapshots.stop(self.clock.now()).await;
         }
         tracing::info!(last_seq = self.last_seq, "engine stopped");
-    }
-
-    /// Saves a snapshot of the current state in the background (serialised off the engine
-    /// task); a failure is logged and costs only a longer replay at the next start.
-    fn save_snapshot(&mut self) {
-        let (state, store, seq, at) = (
-            self.state.clone(),
-            self.store.clone(),
-            self.last_seq,
-            self.clock.now(),
-        );
-        self.snapshot_seq = seq;
-        let previous = self.saving.take();
-        self.saving = Some(tokio::spawn(async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
-            let watch = Stopwatch::start();
-            let json = tokio::task::spawn_blocking(move || serde_json::to_string(&state)).await;
-            let json = match json {
-                Ok(Ok(json)) => json,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, seq, "snapshot not saved: state does not serialise");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, seq, "snapshot not saved");
-                    return;
-                }
-            };
-            match store
-                .save_snapshot(seq, at, Dispatch::SNAPSHOT_FORMAT, &json)
-                .await
-            {
-                Ok(()) => tracing::info!(
-                    seq,
-                    bytes = json.len(),
-                    millis = u64::try_from(watch.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    "snapshot saved"
-                ),
-                Err(e) => tracing::warn!(error = %e, seq, "snapshot not saved"),
-            }
-        }));
     }
 
     async fn handle(&mut self, request: Request) {
@@ -595,10 +564,8 @@ impl Engine {
         }
         self.recent_keys.insert(key.as_str(), now);
         self.last_seq = last_seq;
-        if self.config.snapshot_every > 0
-            && self.last_seq - self.snapshot_seq >= self.config.snapshot_every
-        {
-            self.save_snapshot();
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.follow(last_seq, now, &decision.events);
         }
         if cfg!(debug_assertions) {
             let problems = self.state.check_invariants();

@@ -547,10 +547,17 @@ async fn a_restart_resumes_from_the_latest_snapshot_and_replays_only_what_follow
     let (handle, task, _) = start_with(&fixture, config.clone()).await;
     let incident = small_city(&handle).await;
     let state = snapshot(&handle).await;
-    drop(handle);
-    task.await.unwrap(); // the engine saves a last snapshot as it stops
-
+    // The follower saves one every 4 events while the engine runs.
     let store = EventStore::open(&fixture.location).await.unwrap();
+    let mut waited = 0;
+    while store.latest_snapshot().await.unwrap().is_none() {
+        assert!(waited < 500, "no snapshot saved while running");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    drop(handle);
+    task.await.unwrap(); // and a last one as the engine stops
+
     let saved = store.latest_snapshot().await.unwrap().unwrap();
     assert_eq!(saved.format, Dispatch::SNAPSHOT_FORMAT);
     let (handle, task, replay) = start_with(&fixture, config.clone()).await;
