@@ -292,8 +292,15 @@ async fn restore(
     config: &EngineConfig,
 ) -> Result<(Dispatch, Option<u64>), StartError> {
     let fresh = || Dispatch::new(config.policy.clone());
-    let Some(snapshot) = store.latest_snapshot().await? else {
-        return Ok((fresh(), None));
+    let snapshot = match store.latest_snapshot().await {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return Ok((fresh(), None)),
+        Err(e) => {
+            // A snapshot is a cache: without it the log is replayed (and a database that
+            // cannot be read fails there, with the event named).
+            tracing::warn!(error = %e, "snapshot not read; replaying the whole log");
+            return Ok((fresh(), None));
+        }
     };
     if snapshot.format != Dispatch::SNAPSHOT_FORMAT {
         tracing::info!(
