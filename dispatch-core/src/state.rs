@@ -198,6 +198,17 @@ impl Dispatch {
     /// replayed instead. The `state_format` snapshot test fails on any such change.
     pub const SNAPSHOT_FORMAT: u32 = 1;
 
+    /// Whether an incident existed but has left the live state (closed longer ago than
+    /// [`Policy::history_retention`]); the log still has it.
+    pub fn incident_retired(&self, id: IncidentId) -> bool {
+        id.number() < self.next_incident && !self.incidents.contains_key(&id)
+    }
+
+    /// Whether a transfer existed but has left the live state with its incident.
+    pub fn transfer_retired(&self, id: TransferId) -> bool {
+        id.number() < self.next_transfer && !self.transfers.contains_key(&id)
+    }
+
     /// Replaces the rules (a restored snapshot takes the configured ones).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;

@@ -6,7 +6,8 @@
 //!   once. Replies `200` with the stored events and their sequence numbers; a refusal is
 //!   `404` (unknown id), `409` (does not fit the current state, or already exists) or `422`
 //!   (malformed or implausible input), with `{"error": {"code", "message"}}`; a storage
-//!   failure is `503` and nothing changed.
+//!   failure is `503` and nothing changed. A view of an incident or transfer that has left
+//!   the live state answers `410` (`archived`).
 //! - `GET` views of the live state: `calls` (the queue, with waiting times), `units`,
 //!   `units/{id}`, `incidents` (open), `incidents/{id}`, `incidents/{id}/recommendation`
 //!   (top units by ETA and destinations with reasons), `facilities`, `transfers/{id}`,
@@ -95,6 +96,8 @@ pub enum ApiError {
     Rejected(Rejection),
     /// Storage or engine failure: nothing changed. The detail is logged, not sent.
     Unavailable(String),
+    /// It existed but has left the live state (the event log keeps it).
+    Archived(String),
 }
 
 impl From<EngineError> for ApiError {
@@ -112,6 +115,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
+            Self::Archived(message) => (StatusCode::GONE, "archived", message),
             Self::Rejected(rejection) => {
                 let status = match rejection {
                     Rejection::Unknown { .. } => StatusCode::NOT_FOUND,
@@ -273,6 +277,14 @@ async fn unit(State(state): State<ApiState>, Path(id): Path<String>) -> Result<R
     Ok(Json(found).into_response())
 }
 
+/// Why a view cannot show something that left the live state.
+fn archived(kind: &str, id: &impl std::fmt::Display, d: &dispatch_core::Dispatch) -> ApiError {
+    let days = d.policy().history_retention.as_millis() / 86_400_000;
+    ApiError::Archived(format!(
+        "{kind} {id} finished more than {days} days ago and left the live views; the event log keeps it"
+    ))
+}
+
 fn unknown(kind: &'static str, id: &impl std::fmt::Display) -> ApiError {
     ApiError::Rejected(Rejection::Unknown {
         kind,
@@ -296,9 +308,13 @@ async fn incident(
     let found = state
         .engine
         .query(move |d, _, _| {
-            d.incident(id)
-                .cloned()
-                .ok_or_else(|| unknown("incident", &id))
+            d.incident(id).cloned().ok_or_else(|| {
+                if d.incident_retired(id) {
+                    archived("incident", &id, d)
+                } else {
+                    unknown("incident", &id)
+                }
+            })
         })
         .await??;
     Ok(Json(found).into_response())
@@ -348,9 +364,13 @@ async fn transfer(
     let found = state
         .engine
         .query(move |d, _, _| {
-            d.transfer(id)
-                .cloned()
-                .ok_or_else(|| unknown("transfer", &id))
+            d.transfer(id).cloned().ok_or_else(|| {
+                if d.transfer_retired(id) {
+                    archived("transfer", &id, d)
+                } else {
+                    unknown("transfer", &id)
+                }
+            })
         })
         .await??;
     Ok(Json(found).into_response())

@@ -18,6 +18,7 @@ use crate::store::{EventStore, StoreLocation};
 struct Api {
     _dir: tempfile::TempDir,
     router: Router,
+    clock: Arc<ManualClock>,
 }
 
 async fn api() -> Api {
@@ -29,6 +30,7 @@ async fn api() -> Api {
         Timestamp::parse_rfc3339("2026-11-23T12:30:00Z").unwrap(),
     ));
     let clock_handle: Arc<dyn maps::Clock> = clock.clone();
+    let clock_for_tests = clock.clone();
     let (engine, _) = Engine::start(
         store,
         clock,
@@ -46,6 +48,7 @@ async fn api() -> Api {
         .collect();
     Api {
         _dir: dir,
+        clock: clock_for_tests,
         router: router(ApiState::new(
             handle,
             Arc::new(demand),
@@ -265,6 +268,57 @@ async fn views_answer_with_the_live_state_and_refuse_malformed_ids() {
     assert_eq!(calls, json!([]));
     let (status, _) = get(&api, "/api/v1/calls?status=lost").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_incident_closed_more_than_the_history_ago_is_archived_not_unknown() {
+    let api = api().await;
+    let (status, body) = post(
+        &api,
+        &json!({"key": "open", "command": {
+            "command": "open_incident", "call": null, "operator": "ana.rojas",
+            "summary": "Llamada cancelada",
+            "location": {"address": "Calle 45 # 13-20", "point": {"lon": -74.068, "lat": 4.632}}
+        }}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(
+        &api,
+        &json!({"key": "close", "command": {
+            "command": "close_incident", "incident": "INC-000001",
+            "reason": {"kind": "cancelled", "reason": "El paciente ya no lo necesita"}
+        }}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = get(&api, "/api/v1/incidents/INC-000001").await;
+    assert_eq!(status, StatusCode::OK, "still in the live views");
+
+    // Eight days later, with any event recorded since, it has left the live state.
+    api.clock
+        .advance(maps::TravelTime::from_minutes(8 * 24 * 60));
+    let (status, body) = post(
+        &api,
+        &json!({"key": "reg", "command": register("TAM-0001")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = get(&api, "/api/v1/incidents/INC-000001").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["code"], "archived");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 7 days ago"),
+        "{body}"
+    );
+    // One that never existed is still unknown.
+    let (status, _) = get(&api, "/api/v1/incidents/INC-000002").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&api, "/api/v1/transfers/TRF-000001").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
