@@ -287,6 +287,17 @@ enum Pool {
     Postgres(PgPool),
 }
 
+/// Runs the same code on whichever backend the store has: `$pool` is the concrete pool in
+/// each arm, so the queries are checked against each driver while written once.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// A handle on the event store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -514,20 +525,12 @@ impl EventStore {
 
     /// The events a stored command produced, if the key is stored.
     pub async fn command_range(&self, key: &str) -> Result<Option<(u64, u64)>, StoreError> {
-        let row: Option<(i64, i64)> = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as("SELECT first_seq, last_seq FROM commands WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as("SELECT first_seq, last_seq FROM commands WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row: Option<(i64, i64)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT first_seq, last_seq FROM commands WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        });
         row.map(|(first, last)| {
             Ok((
                 i64_to_u64(first, 0, "sequence")?,
@@ -544,10 +547,8 @@ impl EventStore {
             (SELECT COALESCE(MAX(seq), 0) FROM events), \
             (SELECT COUNT(*) FROM commands), \
             (SELECT COUNT(*) FROM outbox WHERE delivered_at_ms IS NULL)";
-        let (events, last_seq, commands, pending): (i64, i64, i64, i64) = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
-        };
+        let (events, last_seq, commands, pending): (i64, i64, i64, i64) =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await?);
         Ok(LogSummary {
             events: i64_to_u64(events, 0, "count")?,
             last_seq: i64_to_u64(last_seq, 0, "sequence")?,
@@ -561,20 +562,12 @@ impl EventStore {
         const SQL: &str = "SELECT id, idempotency_key, kind, destination, payload, seq, attempts \
                            FROM outbox WHERE delivered_at_ms IS NULL ORDER BY id LIMIT $1";
         type Row = (i64, String, String, String, String, i64, i32);
-        let rows: Vec<Row> = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(SQL)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(SQL)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            sqlx::query_as(SQL)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter()
             .map(
                 |(id, idempotency_key, kind, destination, payload, seq, attempts)| {
@@ -591,30 +584,6 @@ impl EventStore {
                 },
             )
             .collect()
-    }
-
-    /// Marks an outbox message delivered.
-    pub async fn mark_delivered(&self, id: u64, at: Timestamp) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE outbox SET delivered_at_ms = $1, attempts = attempts + 1 \
-                           WHERE id = $2 AND delivered_at_ms IS NULL";
-        let id = seq_to_i64(id)?;
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query(SQL)
-                    .bind(at.as_millis())
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(at.as_millis())
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Saves a snapshot of the state after event `last_seq` and deletes all but the newest
@@ -644,58 +613,31 @@ impl EventStore {
         let format = i64::from(format);
         let parts = split_utf8(state, SNAPSHOT_PART_BYTES);
         let count = i64::try_from(parts.len()).unwrap_or(i64::MAX);
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query(CLEAR).bind(seq).execute(pool).await?;
-                for (i, part) in (0i64..).zip(&parts) {
-                    sqlx::query(PART)
-                        .bind(seq)
-                        .bind(i)
-                        .bind(*part)
-                        .execute(pool)
-                        .await?;
-                }
-                let mut tx = pool.begin().await?;
-                sqlx::query(INSERT)
+        on_pool!(self, pool => {
+            sqlx::query(CLEAR).bind(seq).execute(pool).await?;
+            for (i, part) in (0i64..).zip(&parts) {
+                sqlx::query(PART)
                     .bind(seq)
-                    .bind(at.as_millis())
-                    .bind(format)
-                    .bind(count)
-                    .execute(&mut *tx)
+                    .bind(i)
+                    .bind(*part)
+                    .execute(pool)
                     .await?;
-                sqlx::query(PRUNE)
-                    .bind(SNAPSHOTS_KEPT)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(PRUNE_PARTS).execute(&mut *tx).await?;
-                tx.commit().await?;
             }
-            Pool::Postgres(pool) => {
-                sqlx::query(CLEAR).bind(seq).execute(pool).await?;
-                for (i, part) in (0i64..).zip(&parts) {
-                    sqlx::query(PART)
-                        .bind(seq)
-                        .bind(i)
-                        .bind(*part)
-                        .execute(pool)
-                        .await?;
-                }
-                let mut tx = pool.begin().await?;
-                sqlx::query(INSERT)
-                    .bind(seq)
-                    .bind(at.as_millis())
-                    .bind(format)
-                    .bind(count)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(PRUNE)
-                    .bind(SNAPSHOTS_KEPT)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(PRUNE_PARTS).execute(&mut *tx).await?;
-                tx.commit().await?;
-            }
-        }
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT)
+                .bind(seq)
+                .bind(at.as_millis())
+                .bind(format)
+                .bind(count)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(PRUNE)
+                .bind(SNAPSHOTS_KEPT)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(PRUNE_PARTS).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -703,10 +645,8 @@ impl EventStore {
     pub async fn has_event(&self, seq: u64) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM events WHERE seq = $1";
         let seq = seq_to_i64(seq)?;
-        let count: i64 = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(SQL).bind(seq).fetch_one(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_scalar(SQL).bind(seq).fetch_one(pool).await?,
-        };
+        let count: i64 =
+            on_pool!(self, pool => sqlx::query_scalar(SQL).bind(seq).fetch_one(pool).await?);
         Ok(count > 0)
     }
 
@@ -716,19 +656,15 @@ impl EventStore {
                            ORDER BY last_seq DESC LIMIT 1";
         const PARTS: &str = "SELECT data FROM snapshot_parts WHERE last_seq = $1 ORDER BY part";
         type Row = (i64, i64, i64, i64, String);
-        let row: Option<Row> = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
-        };
+        let row: Option<Row> =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_optional(pool).await?);
         let Some((seq, created_at_ms, format, parts, mut state)) = row else {
             return Ok(None);
         };
         let last_seq = i64_to_u64(seq, 0, "snapshot position")?;
         if parts > 0 {
-            let data: Vec<String> = match &self.pool {
-                Pool::Sqlite(pool) => sqlx::query_scalar(PARTS).bind(seq).fetch_all(pool).await?,
-                Pool::Postgres(pool) => sqlx::query_scalar(PARTS).bind(seq).fetch_all(pool).await?,
-            };
+            let data: Vec<String> =
+                on_pool!(self, pool => sqlx::query_scalar(PARTS).bind(seq).fetch_all(pool).await?);
             if i64::try_from(data.len()).ok() != Some(parts) {
                 return Err(StoreError::Corrupt {
                     seq: last_seq,
@@ -765,24 +701,14 @@ impl EventStore {
         type Row = (i64, String, String, String, i64, Option<i64>);
         let sql = if pending_only { PENDING } else { ALL };
         let after = seq_to_i64(after)?;
-        let rows: Vec<Row> = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(sql)
-                    .bind(destination)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(sql)
-                    .bind(destination)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(destination)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter()
             .map(
                 |(id, idempotency_key, kind, payload, created_at_ms, delivered_at_ms)| {
@@ -810,20 +736,12 @@ impl EventStore {
     pub async fn feed_pending(&self, destination: &str) -> Result<u64, StoreError> {
         const SQL: &str =
             "SELECT COUNT(*) FROM outbox WHERE destination = $1 AND delivered_at_ms IS NULL";
-        let count: i64 = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar(SQL)
-                    .bind(destination)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(SQL)
-                    .bind(destination)
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
+        let count: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(SQL)
+                .bind(destination)
+                .fetch_one(pool)
+                .await?
+        });
         i64_to_u64(count, 0, "count")
     }
 
@@ -839,41 +757,23 @@ impl EventStore {
                               WHERE id = $2 AND destination = $3 AND delivered_at_ms IS NULL";
         const READ: &str = "SELECT delivered_at_ms FROM outbox WHERE id = $1 AND destination = $2";
         let row = seq_to_i64(id)?;
-        let updated = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(UPDATE)
+        let updated = on_pool!(self, pool => sqlx::query(UPDATE)
                 .bind(at.as_millis())
                 .bind(row)
                 .bind(destination)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Pool::Postgres(pool) => sqlx::query(UPDATE)
-                .bind(at.as_millis())
-                .bind(row)
-                .bind(destination)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected());
         if updated > 0 {
             return Ok(Some(Acknowledged::Now(at)));
         }
-        let before: Option<Option<i64>> = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar(READ)
-                    .bind(row)
-                    .bind(destination)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(READ)
-                    .bind(row)
-                    .bind(destination)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let before: Option<Option<i64>> = on_pool!(self, pool => {
+            sqlx::query_scalar(READ)
+                .bind(row)
+                .bind(destination)
+                .fetch_optional(pool)
+                .await?
+        });
         match before {
             None => Ok(None),
             Some(None) => Err(StoreError::Corrupt {
@@ -891,10 +791,7 @@ impl EventStore {
 
     /// Closes the connections, flushing SQLite's WAL.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
-        }
+        on_pool!(self, pool => pool.close().await);
     }
 }
 
