@@ -67,16 +67,8 @@ impl fmt::Debug for FeedConfig {
 impl FeedConfig {
     /// The hash as bytes (validated by [`parse`]).
     pub fn token_hash(&self) -> Option<[u8; 32]> {
-        let text = self.token_sha256.trim().as_bytes();
-        if text.len() != 64 {
-            return None;
-        }
         let mut out = [0u8; 32];
-        for (i, pair) in text.chunks(2).enumerate() {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            let (hi, lo) = (digit(pair[0])?, digit(pair[1])?);
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
-        }
+        hex::decode_to_slice(self.token_sha256.trim(), &mut out).ok()?;
         Some(out)
     }
 }

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::fmt::Write as _;
-
 use regula_tests::postgres::TempPostgres;
 use regula_tests::{RunningServer, http_request, http_send_json};
 use serde_json::{Value, json};
@@ -14,12 +12,7 @@ const EPS_TOKEN: &str = "eps037-feed-token-0123456789abcdef";
 const PUBLIC_TOKEN: &str = "red-publica-feed-token-0123456789";
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .fold(String::new(), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn command(server: &RunningServer, key: &str, command: &Value) -> Value {

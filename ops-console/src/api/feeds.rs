@@ -331,14 +331,6 @@ mod tests {
     const EPS_TOKEN: &str = "token-of-eps037-0123456789abcdef";
     const OTHER_TOKEN: &str = "token-of-eps002-fedcba9876543210";
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().fold(String::new(), |mut out, b| {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-    }
-
     struct Feeds {
         _dir: tempfile::TempDir,
         router: Router,
@@ -380,7 +372,7 @@ mod tests {
             config.insert(
                 receiver.to_owned(),
                 FeedConfig {
-                    token_sha256: hex(&Sha256::digest(token.as_bytes())),
+                    token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
                 },
             );
         }
