@@ -694,6 +694,17 @@ pub enum CareNetwork {
     Public,
 }
 
+impl CareNetwork {
+    /// The network that serves (and pays for) a patient: their EPS when known, else the
+    /// public network.
+    pub fn for_patient(patient: Option<&Patient>) -> Self {
+        match patient.map(|p| &p.eps) {
+            Some(EpsAffiliation::Affiliated { eps, .. }) => Self::Eps { eps: eps.clone() },
+            Some(EpsAffiliation::Unknown | EpsAffiliation::Uninsured) | None => Self::Public,
+        }
+    }
+}
+
 /// A referral to a non-ambulance modality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Referral {

@@ -19,8 +19,8 @@ use crate::ids::{AssignmentId, FacilityId, IncidentId, ReferralId, TransferId, U
 use crate::intake::{CallEvent, CallId, ReportedLocation};
 use crate::model::{
     AssignedBy, AssignmentOutcome, AssignmentRecord, Call, CallStatus, CareNetwork, ClosureReason,
-    Disposition, EpsAffiliation, Incident, IncidentKind, IncidentStatus, Priority, Referral,
-    ReferralKind, Timeline, Transfer, TransferKind, TransferTimes,
+    Disposition, Incident, IncidentKind, IncidentStatus, Priority, Referral, ReferralKind,
+    Timeline, Transfer, TransferKind, TransferTimes,
 };
 use crate::recommend::{
     self, CoverageReport, DemandCell, TravelTimes, UnitQuery, UnitRecommendation,
@@ -978,12 +978,7 @@ impl Dispatch {
                         join(&inc.units)
                     )));
                 }
-                let network = match inc.patients.first().map(|p| &p.eps) {
-                    Some(EpsAffiliation::Affiliated { eps, .. }) => {
-                        CareNetwork::Eps { eps: eps.clone() }
-                    }
-                    _ => CareNetwork::Public,
-                };
+                let network = CareNetwork::for_patient(inc.patients.first());
                 let facility = if modality == ReferralKind::EmergencyDepartmentOwnMeans {
                     let mut scratch = inc.clone();
                     scratch.assessment = Some(assessment.clone());

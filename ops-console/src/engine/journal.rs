@@ -2,7 +2,7 @@
 //! deriving the outbox messages that leave the process with the events that caused them.
 
 use dispatch_core::ids::IncidentId;
-use dispatch_core::model::{Assessment, CareNetwork, EpsAffiliation};
+use dispatch_core::model::{Assessment, CareNetwork};
 use dispatch_core::rips::TransferRips;
 use dispatch_core::{Dispatch, Effect, Event};
 use serde_json::json;
@@ -89,15 +89,7 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
         .iter()
         .filter_map(|effect| match effect {
             Effect::EmitTransferRecord { transfer } => {
-                let destination = transfer.patient.as_ref().map_or_else(
-                    || PUBLIC_NETWORK.to_owned(),
-                    |p| match &p.eps {
-                        EpsAffiliation::Affiliated { eps, .. } => eps.to_string(),
-                        EpsAffiliation::Unknown | EpsAffiliation::Uninsured => {
-                            PUBLIC_NETWORK.to_owned()
-                        }
-                    },
-                );
+                let destination = receiver(&CareNetwork::for_patient(transfer.patient.as_ref()));
                 let rips = TransferRips::for_transfer(transfer);
                 let payload = json!({
                     "kind": OutboxKind::TransferRecord.name(),
@@ -125,10 +117,7 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
                     tracing::error!(%referral, "referral to send is unknown; nothing stored");
                     return None;
                 };
-                let destination = match &record.network {
-                    CareNetwork::Eps { eps } => eps.to_string(),
-                    CareNetwork::Public => PUBLIC_NETWORK.to_owned(),
-                };
+                let destination = receiver(&record.network);
                 let incident = state.incident(record.incident);
                 let assessment = assessment_of(state, events, record.incident);
                 let callback = incident
@@ -180,6 +169,14 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
             | Effect::AlertOperators { .. } => None,
         })
         .collect()
+}
+
+/// The feed that receives a network's messages: the EPS code, or [`PUBLIC_NETWORK`].
+fn receiver(network: &CareNetwork) -> String {
+    match network {
+        CareNetwork::Eps { eps } => eps.to_string(),
+        CareNetwork::Public => PUBLIC_NETWORK.to_owned(),
+    }
 }
 
 /// An incident's assessment as it stands after `events` (the newest one wins).
