@@ -38,7 +38,8 @@ pub const MAX_SEQUENCE: u64 = PAYLOAD_MASK;
 /// Why a code could not be issued or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
-    /// Not of the form `CRyy-XXXX-XXXX-C`.
+    /// Not of the form `CR` + two-digit year, two groups of four symbols and a check
+    /// character (`CR26-7K3Q-9XM2-F`).
     #[error("{0:?} is not a CRUE authorisation code (expected the form CR26-7K3Q-9XM2-F)")]
     Format(String),
     /// The check character does not match: a typo.
