@@ -54,8 +54,10 @@ impl RecentKeys {
     /// Remembers a key applied at `at` (times never go backwards in a log) and forgets
     /// those that fell out of the window.
     pub fn insert(&mut self, key: &str, at: Timestamp) {
-        let key: Arc<str> = Arc::from(key);
-        if self.keys.insert(key.clone()) {
+        // The events of one command share its key: replay inserts it once per event.
+        if !self.keys.contains(key) {
+            let key: Arc<str> = Arc::from(key);
+            self.keys.insert(key.clone());
             self.order.push_back((at, key));
         }
         self.forget_before(at);

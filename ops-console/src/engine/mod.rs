@@ -336,6 +336,18 @@ async fn restore(
     }
 }
 
+/// The reply to a retried command: its original sequence range, nothing applied.
+fn duplicate((first_seq, last_seq): (u64, u64), name: &'static str) -> CommandReply {
+    metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "duplicate")
+        .increment(1);
+    CommandReply {
+        first_seq,
+        last_seq,
+        events: Vec::new(),
+        duplicate: true,
+    }
+}
+
 /// The engine task's state.
 pub struct Engine {
     state: Dispatch,
@@ -517,7 +529,8 @@ impl Engine {
     ) -> Result<CommandReply, EngineError> {
         let name = command_name(command);
         if self.recent_keys.contains(key.as_str()) {
-            return self.duplicate(key, name).await;
+            let range = self.stored_range(key).await?.unwrap_or((0, 0));
+            return Ok(duplicate(range, name));
         }
         let now = self.clock.now();
         let watch = Stopwatch::start();
@@ -526,8 +539,8 @@ impl Engine {
             Err(rejection) => {
                 // A retry older than the key memory: refused now because it was applied
                 // then. The store knows.
-                if self.stored_range(key).await?.is_some() {
-                    return self.duplicate(key, name).await;
+                if let Some(range) = self.stored_range(key).await? {
+                    return Ok(duplicate(range, name));
                 }
                 metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "rejected").increment(1);
                 return Err(EngineError::Rejected(rejection));
@@ -556,7 +569,10 @@ impl Engine {
         let (first_seq, last_seq) = match self.store.append(&append).await {
             Ok(range) => range,
             // An old retry whose command still fits the state: the key was stored before.
-            Err(StoreError::DuplicateKey(_)) => return self.duplicate(key, name).await,
+            Err(StoreError::DuplicateKey(_)) => {
+                let range = self.stored_range(key).await?.unwrap_or((0, 0));
+                return Ok(duplicate(range, name));
+            }
             Err(e) => {
                 metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "storage_error").increment(1);
                 tracing::error!(error = %e, command = name, "cannot store events; command not applied");
@@ -606,22 +622,6 @@ impl Engine {
             .command_range(key.as_str())
             .await
             .map_err(|e| EngineError::Storage(e.to_string()))
-    }
-
-    /// The reply to a retried command: its original sequence range, nothing applied.
-    async fn duplicate(
-        &self,
-        key: &CommandKey,
-        name: &'static str,
-    ) -> Result<CommandReply, EngineError> {
-        metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "duplicate").increment(1);
-        let (first_seq, last_seq) = self.stored_range(key).await?.unwrap_or((0, 0));
-        Ok(CommandReply {
-            first_seq,
-            last_seq,
-            events: Vec::new(),
-            duplicate: true,
-        })
     }
 
     /// Command keys answered from memory (for tests and monitoring).
