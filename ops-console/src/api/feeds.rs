@@ -30,12 +30,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use maps::Clock;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::{FeedConfig, valid_receiver};
-use crate::store::{Acknowledged, EventStore};
+use crate::store::{Acknowledged, EventStore, FeedMessage};
 
 /// Messages per page when the receiver does not say.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -185,16 +186,23 @@ struct PageQuery {
     pending: Option<String>,
 }
 
-fn number(name: &str, value: Option<&str>, default: u64, max: u64) -> Result<u64, FeedError> {
+fn number(
+    name: &str,
+    value: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, FeedError> {
     let Some(text) = value else {
         return Ok(default);
     };
     text.parse::<u64>()
         .ok()
-        .filter(|n| *n <= max)
+        .filter(|n| range.contains(n))
         .ok_or_else(|| {
             FeedError::BadRequest(format!(
-                "`{name}` must be a whole number from 0 to {max}, not {:?}",
+                "`{name}` must be a whole number from {} to {}, not {:?}",
+                range.start(),
+                range.end(),
                 text.chars().take(40).collect::<String>()
             ))
         })
@@ -214,18 +222,13 @@ async fn messages(
             e.body_text()
         ))
     })?;
-    let after = number("after", query.after.as_deref(), 0, i64::MAX as u64)?;
+    let after = number("after", query.after.as_deref(), 0, 0..=i64::MAX as u64)?;
     let limit = number(
         "limit",
         query.limit.as_deref(),
         u64::from(DEFAULT_PAGE),
-        u64::from(MAX_PAGE),
+        1..=u64::from(MAX_PAGE),
     )?;
-    if limit == 0 {
-        return Err(FeedError::BadRequest(format!(
-            "`limit` must be from 1 to {MAX_PAGE}"
-        )));
-    }
     let pending_only = match query.pending.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -261,28 +264,45 @@ async fn messages(
     metrics::counter!("regula_feed_messages_read_total", "receiver" => receiver.clone())
         .increment(page.len() as u64);
     let next_after = page.last().map_or(after, |m| m.id);
-    let messages: Vec<Value> = page
-        .into_iter()
-        .map(|m| {
-            // Stored by this program as JSON; a row that does not parse is sent as text.
-            let payload = serde_json::from_str::<Value>(&m.payload)
-                .unwrap_or_else(|_| Value::String(m.payload.clone()));
-            json!({
-                "id": m.id,
-                "kind": m.kind,
-                "key": m.idempotency_key,
-                "created_at": m.created_at.to_rfc3339(),
-                "delivered_at": m.delivered_at.map(maps::Timestamp::to_rfc3339),
-                "payload": payload,
-            })
-        })
-        .collect();
+    let messages: Vec<FeedItem> = page.into_iter().map(FeedItem::from).collect();
     Ok(Json(json!({
         "receiver": receiver,
         "messages": messages,
         "next_after": next_after,
         "pending": pending,
     })))
+}
+
+/// A message as a receiver reads it; the stored JSON payload is passed through as it is.
+#[derive(Serialize)]
+struct FeedItem {
+    id: u64,
+    kind: String,
+    key: String,
+    created_at: String,
+    delivered_at: Option<String>,
+    payload: Box<RawValue>,
+}
+
+impl From<FeedMessage> for FeedItem {
+    fn from(m: FeedMessage) -> Self {
+        // Stored by this program as JSON; a row that is not JSON is sent as a string.
+        let payload = serde_json::from_str::<&RawValue>(&m.payload)
+            .map(ToOwned::to_owned)
+            .or_else(|e| {
+                tracing::warn!(id = m.id, error = %e, "feed: stored payload is not JSON");
+                serde_json::value::to_raw_value(&m.payload)
+            })
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self {
+            id: m.id,
+            kind: m.kind,
+            key: m.idempotency_key,
+            created_at: m.created_at.to_rfc3339(),
+            delivered_at: m.delivered_at.map(maps::Timestamp::to_rfc3339),
+            payload,
+        }
+    }
 }
 
 async fn acknowledge(
@@ -292,7 +312,7 @@ async fn acknowledge(
 ) -> Result<Json<Value>, FeedError> {
     check_receiver(&receiver)?;
     authorize(&state, &headers, &receiver)?;
-    let id = number("id", Some(&id), 0, i64::MAX as u64)?;
+    let id = number("id", Some(&id), 0, 0..=i64::MAX as u64)?;
     let now = state.clock.now();
     let outcome = state
         .store
