@@ -31,19 +31,33 @@ impl Fixture {
     }
 
     async fn engine(&self) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
-        let store = EventStore::open(&self.location).await.unwrap();
-        let (engine, stats) = Engine::start(
-            store,
-            self.clock.clone(),
-            Arc::new(StraightLine::default()),
-            None,
-            EngineConfig::default(),
+        start_with(self, EngineConfig::default()).await
+    }
+}
+
+/// Offers the incident to the first registered unit (key `assign`); returns the unit and
+/// the reply.
+async fn assign_first_unit(handle: &EngineHandle, incident: IncidentId) -> (UnitId, CommandReply) {
+    let unit = snapshot(handle)
+        .await
+        .units()
+        .next()
+        .unwrap()
+        .registration
+        .id
+        .clone();
+    let reply = handle
+        .command(
+            key("assign"),
+            Command::AssignUnit {
+                incident,
+                unit: unit.clone(),
+                operator: operator(),
+            },
         )
         .await
         .unwrap();
-        let (handle, task) = engine.spawn();
-        (handle, task, stats)
-    }
+    (unit, reply)
 }
 
 fn key(s: &str) -> CommandKey {
@@ -166,25 +180,7 @@ async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
     let before = {
         let (handle, task, _) = fixture.engine().await;
         let incident = small_city(&handle).await;
-        let unit = snapshot(&handle)
-            .await
-            .units()
-            .next()
-            .unwrap()
-            .registration
-            .id
-            .clone();
-        handle
-            .command(
-                key("assign"),
-                Command::AssignUnit {
-                    incident,
-                    unit,
-                    operator: operator(),
-                },
-            )
-            .await
-            .unwrap();
+        assign_first_unit(&handle, incident).await;
         let state = snapshot(&handle).await;
         drop(handle);
         task.await.unwrap();
@@ -307,25 +303,7 @@ async fn a_completed_transfer_leaves_a_record_in_the_outbox_for_the_patients_eps
         .command(key("patient"), Command::RecordPatient { incident, patient })
         .await
         .unwrap();
-    let unit = snapshot(&handle)
-        .await
-        .units()
-        .next()
-        .unwrap()
-        .registration
-        .id
-        .clone();
-    handle
-        .command(
-            key("assign"),
-            Command::AssignUnit {
-                incident,
-                unit: unit.clone(),
-                operator: operator(),
-            },
-        )
-        .await
-        .unwrap();
+    let (unit, _) = assign_first_unit(&handle, incident).await;
     let destination = FacilityId::new("ED-001").unwrap();
     for (i, status) in [
         CrewStatus::EnRoute,
@@ -450,23 +428,13 @@ async fn a_referral_reaches_the_patients_eps_with_what_it_needs_to_call_back() {
 #[tokio::test]
 async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
     let fixture = Fixture::new();
-    let store = EventStore::open(&fixture.location).await.unwrap();
     let config = EngineConfig {
         key_memory: TravelTime::from_minutes(5),
         // The restart below replays the whole log (a snapshot would hold no keys).
         snapshot_every: 0,
         ..EngineConfig::default()
     };
-    let (engine, _) = Engine::start(
-        store,
-        fixture.clock.clone(),
-        Arc::new(StraightLine::default()),
-        None,
-        config.clone(),
-    )
-    .await
-    .unwrap();
-    let (handle, _task) = engine.spawn();
+    let (handle, _task, _) = start_with(&fixture, config.clone()).await;
     let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
     let register = city.fleet(1).remove(0);
     let Command::RegisterUnit { registration } = &register else {
@@ -501,16 +469,7 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
     drop(handle);
 
     // After a restart only the recent keys are in memory.
-    let store = EventStore::open(&fixture.location).await.unwrap();
-    let (engine, stats) = Engine::start(
-        store,
-        fixture.clock.clone(),
-        Arc::new(StraightLine::default()),
-        None,
-        config,
-    )
-    .await
-    .unwrap();
+    let (engine, stats) = started(&fixture, config).await;
     assert_eq!(stats.events, 3);
     assert_eq!(
         engine.remembered_keys(),
@@ -519,12 +478,10 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
     );
 }
 
-async fn start_with(
-    fixture: &Fixture,
-    config: EngineConfig,
-) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+/// An engine on the fixture's log and clock, started (log replayed) but not spawned.
+async fn started(fixture: &Fixture, config: EngineConfig) -> (Engine, ReplayStats) {
     let store = EventStore::open(&fixture.location).await.unwrap();
-    let (engine, stats) = Engine::start(
+    Engine::start(
         store,
         fixture.clock.clone(),
         Arc::new(StraightLine::default()),
@@ -532,7 +489,14 @@ async fn start_with(
         config,
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn start_with(
+    fixture: &Fixture,
+    config: EngineConfig,
+) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+    let (engine, stats) = started(fixture, config).await;
     let (handle, task) = engine.spawn();
     (handle, task, stats)
 }
@@ -692,25 +656,7 @@ async fn a_dispatch_is_followed_by_a_coverage_report_for_the_consoles() {
         crate::coverage::spawn_watch(handle.clone(), Arc::new(StraightLine::default()), demand);
     let mut events = handle.subscribe();
     let incident = small_city(&handle).await;
-    let unit = snapshot(&handle)
-        .await
-        .units()
-        .next()
-        .unwrap()
-        .registration
-        .id
-        .clone();
-    let reply = handle
-        .command(
-            key("assign"),
-            Command::AssignUnit {
-                incident,
-                unit,
-                operator: operator(),
-            },
-        )
-        .await
-        .unwrap();
+    let (_, reply) = assign_first_unit(&handle, incident).await;
     let report = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             if let Published::Coverage { after_seq, report } = events.recv().await.unwrap()
@@ -734,25 +680,7 @@ async fn a_unit_silent_on_gps_is_flagged_to_operators_on_the_engine_clock() {
     let fixture = Fixture::new();
     let (handle, _task, _) = fixture.engine().await;
     let incident = small_city(&handle).await;
-    let unit = snapshot(&handle)
-        .await
-        .units()
-        .next()
-        .unwrap()
-        .registration
-        .id
-        .clone();
-    handle
-        .command(
-            key("assign"),
-            Command::AssignUnit {
-                incident,
-                unit: unit.clone(),
-                operator: operator(),
-            },
-        )
-        .await
-        .unwrap();
+    let (unit, _) = assign_first_unit(&handle, incident).await;
     handle
         .command(
             key("en-route"),
