@@ -52,8 +52,9 @@ pub struct Policy {
     /// A unit serving an incident whose last fix is older than this raises an alert.
     pub gps_silence_alert: TravelTime,
     /// Closed incidents (with their transfers and referral) and finished calls leave the
-    /// live state this long after they closed: the log keeps them for good, the feeds have
-    /// delivered them, and the live state — snapshots, KPIs, views — stays bounded.
+    /// live state this long after they closed: the log keeps them for good, their outbox
+    /// messages stay in the store for the feeds, and the live state — snapshots, KPIs,
+    /// views — stays bounded.
     pub history_retention: TravelTime,
 }
 

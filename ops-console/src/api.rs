@@ -12,8 +12,8 @@
 //!   `units/{id}`, `incidents` (open), `incidents/{id}`, `incidents/{id}/recommendation`
 //!   (top units by ETA and destinations with reasons), `facilities`, `transfers/{id}`,
 //!   `kpis`, `coverage`. Closed incidents, their transfers and finished calls stay in these
-//!   views for `[dispatch] history_days` after they finished (the log keeps them; the EPS
-//!   feeds have delivered their records).
+//!   views for `[dispatch] history_days` after they finished (the log keeps them; their
+//!   records stay readable in the EPS feeds).
 //! - `GET /api/v1/stream` — a WebSocket of stored events and alerts as they happen, each a
 //!   JSON text message `{"type": "event", "seq", "at", "event"}` or
 //!   `{"type": "alert", …}`; a subscriber that falls behind gets `{"type": "lagged",
