@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::facility::{FacilityRegistration, Occupancy};
 use crate::fleet::{CrewStatus, GpsFix, OutOfServiceReason, UnitRegistration};
-use crate::ids::{
-    AssignmentId, FacilityId, IncidentId, OperatorId, ReferralId, TransferId, UnitId,
-};
+use crate::ids::{AssignmentId, FacilityId, IncidentId, OperatorId, TransferId, UnitId};
 use crate::intake::{CallEvent, CallId, ReportedLocation};
 use crate::model::{
     Assessment, AssignedBy, ClosureReason, ConfirmedLocation, IncidentKind, NonIncidentOutcome,
@@ -609,8 +607,8 @@ pub enum Effect {
     },
     /// Send a referral to its network (through the outbox).
     SendReferral {
-        /// The referral.
-        referral: ReferralId,
+        /// The referral, as created with the effect.
+        referral: Box<Referral>,
     },
     /// Tell operators something needs their attention now.
     AlertOperators {

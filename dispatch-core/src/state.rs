@@ -988,18 +988,18 @@ impl Dispatch {
                 } else {
                     None
                 };
-                let referral = ReferralId::from_number(self.next_referral);
-                decision.events.push(Event::ReferralCreated {
-                    referral: Referral {
-                        id: referral,
-                        incident,
-                        kind: modality,
-                        network,
-                        facility,
-                        created_at: now,
-                    },
+                let referral = Referral {
+                    id: ReferralId::from_number(self.next_referral),
+                    incident,
+                    kind: modality,
+                    network,
+                    facility,
+                    created_at: now,
+                };
+                decision.effects.push(Effect::SendReferral {
+                    referral: Box::new(referral.clone()),
                 });
-                decision.effects.push(Effect::SendReferral { referral });
+                decision.events.push(Event::ReferralCreated { referral });
             }
             Disposition::Ambulance { unit: kind } => {
                 let unsuitable: Vec<&UnitId> = inc

@@ -104,19 +104,7 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
                     &payload,
                 ))
             }
-            Effect::SendReferral { referral } => {
-                let record = events
-                    .iter()
-                    .find_map(|e| match e {
-                        Event::ReferralCreated { referral: r } if r.id == *referral => Some(r),
-                        _ => None,
-                    })
-                    .or_else(|| state.referral(*referral));
-                let Some(record) = record else {
-                    // The core creates the referral with the effect; reaching this is a bug.
-                    tracing::error!(%referral, "referral to send is unknown; nothing stored");
-                    return None;
-                };
+            Effect::SendReferral { referral: record } => {
                 let destination = receiver(&record.network);
                 let incident = state.incident(record.incident);
                 let assessment = assessment_of(state, events, record.incident);
@@ -135,7 +123,7 @@ pub fn outbox_for(state: &Dispatch, events: &[Event], effects: &[Effect]) -> Vec
                 });
                 Some(message(
                     OutboxKind::Referral,
-                    format!("referral:{referral}"),
+                    format!("referral:{}", record.id),
                     destination,
                     &payload,
                 ))
