@@ -311,21 +311,7 @@ impl SnapIndex {
             .windows(2)
             .map(|w| project_len(w[0], w[1], self.frame))
             .collect();
-        let total: f64 = lens.iter().sum();
-        let mut remaining = fraction.clamp(0.0, 1.0) * total;
-        for (i, &l) in lens.iter().enumerate() {
-            if remaining <= l && l > 0.0 {
-                let t = remaining / l;
-                let (a, b) = (pts[i], pts[i + 1]);
-                return GeoPoint::new(
-                    a.lon() + (b.lon() - a.lon()) * t,
-                    a.lat() + (b.lat() - a.lat()) * t,
-                )
-                .unwrap_or(a);
-            }
-            remaining -= l;
-        }
-        pts[pts.len() - 1]
+        point_along(pts, &lens, fraction)
     }
 
     /// The geometry of a piece between two fractions (`from <= to`), geometry order.
@@ -346,22 +332,7 @@ impl SnapIndex {
             .map(|w| project_len(w[0], w[1], self.frame))
             .collect();
         let total: f64 = lens.iter().sum();
-        let at_fraction = |fraction: f64| {
-            let mut remaining = fraction.clamp(0.0, 1.0) * total;
-            for (i, &l) in lens.iter().enumerate() {
-                if remaining <= l && l > 0.0 {
-                    let t = remaining / l;
-                    let (a, b) = (pts[i], pts[i + 1]);
-                    return GeoPoint::new(
-                        a.lon() + (b.lon() - a.lon()) * t,
-                        a.lat() + (b.lat() - a.lat()) * t,
-                    )
-                    .unwrap_or(a);
-                }
-                remaining -= l;
-            }
-            pts[pts.len() - 1]
-        };
+        let at_fraction = |fraction: f64| point_along(pts, &lens, fraction);
         let mut out = vec![at_fraction(from)];
         let mut at = 0.0;
         for (i, &l) in lens.iter().enumerate() {
@@ -403,4 +374,24 @@ impl Frame {
 fn project_len(a: GeoPoint, b: GeoPoint, frame: Frame) -> f64 {
     let (pa, pb) = (frame.metres(a), frame.metres(b));
     ((pb[0] - pa[0]).powi(2) + (pb[1] - pa[1]).powi(2)).sqrt()
+}
+
+/// The point at `fraction` (0–1) of the length along a polyline whose segment lengths are
+/// `lens` (in any unit).
+fn point_along(pts: &[GeoPoint], lens: &[f64], fraction: f64) -> GeoPoint {
+    let total: f64 = lens.iter().sum();
+    let mut remaining = fraction.clamp(0.0, 1.0) * total;
+    for (i, &l) in lens.iter().enumerate() {
+        if remaining <= l && l > 0.0 {
+            let t = remaining / l;
+            let (a, b) = (pts[i], pts[i + 1]);
+            return GeoPoint::new(
+                a.lon() + (b.lon() - a.lon()) * t,
+                a.lat() + (b.lat() - a.lat()) * t,
+            )
+            .unwrap_or(a);
+        }
+        remaining -= l;
+    }
+    pts[pts.len() - 1]
 }
