@@ -20,7 +20,7 @@ use crate::model::{
 
 /// Everything that can be asked of the dispatch core.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "command", rename_all = "snake_case")]
 pub enum Command {
     // --- calls (from the telephony gateway and operators)
     /// A fact from the telephony gateway.
@@ -221,7 +221,7 @@ pub enum Command {
 
 /// Everything that can happen. Applying an event never fails on a consistent log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A call entered the queue.
     CallOffered {
@@ -505,7 +505,7 @@ impl Event {
 
 /// A timer the shell must keep; it fires by sending the matching command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "timer", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "timer", rename_all = "snake_case")]
 pub enum Timer {
     /// Sends [`Command::AssignmentDeadlinePassed`] at `at`.
     AssignmentDeadline {
@@ -560,7 +560,7 @@ impl Timer {
 
 /// Work the shell does in the world after the events are stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "effect", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
     /// Connect a taken call to the operator's position (telephony gateway).
     ConnectCall {
@@ -621,7 +621,12 @@ pub enum Effect {
 
 /// Why a command was refused. Refusals change nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
+#[serde(
+    deny_unknown_fields,
+    tag = "code",
+    content = "detail",
+    rename_all = "snake_case"
+)]
 pub enum Rejection {
     /// An id that does not exist.
     #[error("unknown {kind} {id}")]

@@ -40,7 +40,7 @@ pub const MAX_OCCUPANCY_PERCENT: f64 = 1000.0;
 
 /// Level of care of a facility (REPS `Complejidad`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Complexity {
     /// Baja.
     Low,
@@ -52,7 +52,7 @@ pub enum Complexity {
 
 /// What a destination must be able to do for a specialty route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Capability {
     /// Stroke unit / thrombolysis (route `acv`).
     Stroke,
@@ -102,6 +102,7 @@ impl Capability {
 
 /// An occupancy report.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Occupancy {
     /// Patients in the observation area per lying place, × 100.
     pub percent: f64,
@@ -111,6 +112,7 @@ pub struct Occupancy {
 
 /// A facility on diversion receives no ambulances.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Diversion {
     /// Why (e.g. "sin camas de observación", "falla eléctrica").
     pub reason: String,
@@ -120,6 +122,7 @@ pub struct Diversion {
 
 /// Registration data of an emergency department.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FacilityRegistration {
     /// Id.
     pub id: FacilityId,
@@ -139,6 +142,7 @@ pub struct FacilityRegistration {
 
 /// An emergency department as the core knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Facility {
     /// Registration.
     pub registration: FacilityRegistration,
@@ -175,6 +179,7 @@ pub fn penalty_for(percent: f64) -> TravelTime {
 
 /// One ranked destination, with the reasons shown to the operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DestinationOption {
     /// The facility.
     pub facility: FacilityId,
@@ -194,6 +199,7 @@ pub struct DestinationOption {
 
 /// Why a facility was left out of the ranking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExcludedDestination {
     /// The facility.
     pub facility: FacilityId,
@@ -203,6 +209,7 @@ pub struct ExcludedDestination {
 
 /// A destination recommendation: the best option first, then alternatives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DestinationRanking {
     /// The capability the route asked for, if any.
     pub required: Option<Capability>,

@@ -11,7 +11,7 @@ use crate::ids::{AssignmentId, FacilityId, IncidentId, TransferId, UnitId};
 
 /// Basic or medicalised ambulance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(deny_unknown_fields, rename_all = "UPPERCASE")]
 pub enum UnitKind {
     /// Transporte asistencial básico.
     Tab,
@@ -32,7 +32,7 @@ impl UnitKind {
 
 /// Public (one of the four subredes) or private operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Ownership {
     /// Subred Integrada de Servicios de Salud (public network).
     Public,
@@ -42,6 +42,7 @@ pub enum Ownership {
 
 /// Who operates the unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Provider {
     /// Provider name as in REPS.
     pub name: String,
@@ -51,6 +52,7 @@ pub struct Provider {
 
 /// Static registration data of a unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnitRegistration {
     /// Fleet code.
     pub id: UnitId,
@@ -66,7 +68,12 @@ pub struct UnitRegistration {
 
 /// Why a unit is out of service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[serde(
+    deny_unknown_fields,
+    tag = "kind",
+    content = "detail",
+    rename_all = "snake_case"
+)]
 pub enum OutOfServiceReason {
     /// Mechanical failure or maintenance.
     Mechanical(String),
@@ -82,7 +89,7 @@ pub enum OutOfServiceReason {
 
 /// Where a unit is in its work cycle. Each variant carries what that stage needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
 pub enum UnitStatus {
     /// Free to be assigned.
     Available {
@@ -233,6 +240,7 @@ impl UnitStatus {
 
 /// One GPS fix as reported by a unit's device.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GpsFix {
     /// Position.
     pub point: GeoPoint,
@@ -244,6 +252,7 @@ pub struct GpsFix {
 
 /// A unit as the core knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Unit {
     /// Registration data.
     pub registration: UnitRegistration,
@@ -307,7 +316,7 @@ impl Unit {
 
 /// Status taps a crew can send from the tablet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
 pub enum CrewStatus {
     /// Leaving for the scene.
     EnRoute,

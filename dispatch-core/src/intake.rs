@@ -81,7 +81,7 @@ impl fmt::Display for CallId {
 
 /// How the call reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum CallChannel {
     /// SIP INVITE to the gateway (NG911/NG112 style).
     Sip,
@@ -92,6 +92,7 @@ pub enum CallChannel {
 /// Who is calling. The network-asserted identity (`P-Asserted-Identity`) is preferred over
 /// the identity the device claims (`From`); both are kept for the record.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CallerIdentity {
     /// Network-asserted URI or number, when the carrier sent one.
     pub asserted: Option<Sensitive<String>>,
@@ -112,6 +113,7 @@ impl CallerIdentity {
 
 /// A civic address as carried by PIDF-LO (RFC 5139), the fields Colombian addresses use.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CivicAddress {
     /// Country code (`CO`).
     pub country: Option<String>,
@@ -133,6 +135,7 @@ pub struct CivicAddress {
 
 /// The location the caller's device or network reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceLocation {
     /// Point (RFC 5491 Point) or circle centre (RFC 5491 Circle).
     pub position: Option<GeoPoint>,
@@ -151,7 +154,7 @@ pub struct DeviceLocation {
 
 /// The location that came with a call. A call is accepted whatever this says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
 pub enum ReportedLocation {
     /// No location was sent.
     Absent,
@@ -166,7 +169,7 @@ pub enum ReportedLocation {
 
 /// Signalling turned into facts for the core.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum CallEvent {
     /// A new call is waiting in the queue.
     Offered {

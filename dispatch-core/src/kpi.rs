@@ -24,7 +24,7 @@ use crate::state::Dispatch;
 
 /// An interval measured between two milestones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Interval {
     /// Queued → taken.
     Answer,
@@ -75,6 +75,7 @@ impl Interval {
 
 /// A reference standard: a share of cases within a limit, or a mean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Standard {
     /// Who sets it.
     pub source: String,
@@ -89,6 +90,7 @@ pub struct Standard {
 
 /// Statistics of one interval for one priority (or all).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntervalStats {
     /// Which interval.
     pub interval: Interval,
@@ -108,6 +110,7 @@ pub struct IntervalStats {
 
 /// The KPI report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KpiReport {
     /// Calls recorded.
     pub calls: usize,

@@ -19,7 +19,7 @@ use crate::privacy::Sensitive;
 
 /// What became of a call that did not open an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum NonIncidentOutcome {
     /// Information or orientation only.
     Information,
@@ -39,7 +39,7 @@ pub enum NonIncidentOutcome {
 
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum CallStatus {
     /// Waiting for an operator.
     Queued,
@@ -58,6 +58,7 @@ pub enum CallStatus {
 
 /// A call as the core records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Call {
     /// Id.
     pub id: CallId,
@@ -90,6 +91,7 @@ pub struct Call {
 
 /// Colombian identity document types as coded in RIPS (`tipoDocumentoIdentificacion`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum DocumentKind {
     /// Cédula de ciudadanía.
     CC,
@@ -145,6 +147,7 @@ impl DocumentKind {
 
 /// An identity document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PatientDocument {
     /// Type.
     pub kind: DocumentKind,
@@ -154,7 +157,7 @@ pub struct PatientDocument {
 
 /// Health-insurance regime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Regime {
     /// Contributivo (76.0 % of Bogotá residents).
     Contributory,
@@ -166,7 +169,7 @@ pub enum Regime {
 
 /// The patient's insurer, which pays for the transfer. Dispatch never waits for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
 pub enum EpsAffiliation {
     /// Not yet known.
     Unknown,
@@ -183,6 +186,7 @@ pub enum EpsAffiliation {
 
 /// Sex as recorded for triage and RIPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Sex {
     /// Female.
     F,
@@ -194,6 +198,7 @@ pub enum Sex {
 
 /// A patient of an incident. Identifying fields are [`Sensitive`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Patient {
     /// Identity document, when given.
     pub document: Option<Sensitive<PatientDocument>>,
@@ -213,7 +218,7 @@ pub struct Patient {
 /// Dispatch priority, as Línea 123 records it (Crítica, Alta, Media, Baja), derived from the
 /// Resolución 5596 triage level: I → critical, II → high, III → medium, IV–V → low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Priority {
     /// Crítica.
     Critical,
@@ -253,7 +258,7 @@ impl Priority {
 
 /// A non-ambulance modality the caller is oriented to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ReferralKind {
     /// Go to the recommended emergency department by own means.
     EmergencyDepartmentOwnMeans,
@@ -277,7 +282,7 @@ pub enum ReferralKind {
 
 /// Where the caller is oriented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum Disposition {
     /// An ambulance of this kind, now.
     Ambulance {
@@ -293,6 +298,7 @@ pub enum Disposition {
 
 /// What dispatch needs to know from triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Assessment {
     /// Resolución 5596 level, 1 (I) to 5 (V).
     pub level: u8,
@@ -378,6 +384,7 @@ pub fn capability_for_route(route: triage::Route) -> Capability {
 /// The location dispatch works with: the address the operator confirmed with the caller,
 /// geocoded. The device location from the call is kept beside it, never overwritten.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfirmedLocation {
     /// Address in Bogotá nomenclature, as confirmed (e.g. "Calle 45 # 13-20").
     pub address: String,
@@ -387,7 +394,7 @@ pub struct ConfirmedLocation {
 
 /// Primary (from a scene) or secondary (between facilities).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum IncidentKind {
     /// Scene → emergency department.
     Primary,
@@ -402,7 +409,7 @@ pub enum IncidentKind {
 
 /// Why an incident was closed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum ClosureReason {
     /// Every committed unit cleared (patient handed over or no transport needed).
     Completed,
@@ -422,7 +429,7 @@ pub enum ClosureReason {
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
 pub enum IncidentStatus {
     /// Received; being triaged.
     Open,
@@ -441,6 +448,7 @@ pub enum IncidentStatus {
 
 /// One offer of the incident to a unit, kept for the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AssignmentRecord {
     /// Id.
     pub id: AssignmentId,
@@ -462,7 +470,7 @@ pub struct AssignmentRecord {
 
 /// Who made an assignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum AssignedBy {
     /// An operator confirmed it.
     Operator {
@@ -475,7 +483,7 @@ pub enum AssignedBy {
 
 /// The fate of an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum AssignmentOutcome {
     /// Waiting for the crew.
     Pending,
@@ -507,6 +515,7 @@ pub enum AssignmentOutcome {
 
 /// Timestamps of an incident's milestones (first occurrence), for KPIs and records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Timeline {
     /// The call entered the queue.
     pub call_offered: Option<Timestamp>,
@@ -532,6 +541,7 @@ pub struct Timeline {
 
 /// An incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Incident {
     /// Id.
     pub id: IncidentId,
@@ -605,7 +615,7 @@ impl Incident {
 
 /// Primary or secondary transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum TransferKind {
     /// Scene → emergency department.
     Primary,
@@ -615,6 +625,7 @@ pub enum TransferKind {
 
 /// Times of each interval of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferTimes {
     /// The call entered the queue (primary) or the request was made (secondary).
     pub requested: Option<Timestamp>,
@@ -634,6 +645,7 @@ pub struct TransferTimes {
 
 /// A patient transfer under a CRUE authorisation code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transfer {
     /// Id.
     pub id: TransferId,
@@ -683,7 +695,7 @@ impl Transfer {
 
 /// Which network receives a referral.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum CareNetwork {
     /// The patient's EPS network.
     Eps {
@@ -707,6 +719,7 @@ impl CareNetwork {
 
 /// A referral to a non-ambulance modality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Referral {
     /// Id.
     pub id: ReferralId,

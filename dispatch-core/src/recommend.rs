@@ -119,7 +119,7 @@ impl TravelTimes for StraightLine {
 
 /// Where a candidate's position came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum PositionSource {
     /// A recent GPS fix.
     Gps,
@@ -129,6 +129,7 @@ pub enum PositionSource {
 
 /// One ranked unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnitCandidate {
     /// The unit.
     pub unit: UnitId,
@@ -148,6 +149,7 @@ pub struct UnitCandidate {
 
 /// The ranking shown to the operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnitRecommendation {
     /// Kind needed.
     pub required: UnitKind,
@@ -287,6 +289,7 @@ pub fn recommend_units<'a>(
 
 /// A place where demand arises, with its weight (population, or historical calls).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DemandCell {
     /// The H3 cell (resolution 8 recommended).
     pub cell: Cell,
@@ -296,6 +299,7 @@ pub struct DemandCell {
 
 /// A suggestion to reposition an available unit into a coverage gap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MoveUp {
     /// The unit to move.
     pub unit: UnitId,
@@ -311,6 +315,7 @@ pub struct MoveUp {
 
 /// How well the city is covered by assignable units right now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CoverageReport {
     /// When computed.
     pub computed_at: Timestamp,

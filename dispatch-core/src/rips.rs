@@ -41,6 +41,7 @@ pub fn cups(unit: UnitKind, kind: TransferKind) -> (&'static str, &'static str) 
 
 /// A RIPS document for one transfer, and what is left for the provider to fill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferRips {
     /// The RIPS document (`null` where the CRUE does not know the value).
     pub rips: Rips,
@@ -50,7 +51,7 @@ pub struct TransferRips {
 
 /// The root of a RIPS JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rips {
     /// NIT of the provider that invoices.
     pub num_documento_id_obligado: Option<String>,
@@ -66,7 +67,7 @@ pub struct Rips {
 
 /// A patient in a RIPS document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RipsUsuario {
     /// Identity document type (RIPS codes: CC, TI, RC, … AS/MS without identification).
     pub tipo_documento_identificacion: Option<String>,
@@ -96,7 +97,7 @@ pub struct RipsUsuario {
 
 /// The services of a patient; transfers are `otrosServicios`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RipsServicios {
     /// Other services (transfers among them).
     pub otros_servicios: Vec<RipsOtroServicio>,
@@ -104,7 +105,7 @@ pub struct RipsServicios {
 
 /// An `otrosServicios` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RipsOtroServicio {
     /// REPS code of the provider.
     pub cod_prestador: Option<String>,

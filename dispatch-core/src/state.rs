@@ -97,6 +97,7 @@ pub struct ApplyError {
 /// The whole live state of the regulation centre. It serialises (serde) so that the shell
 /// can keep snapshots and replay only the events after the latest one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dispatch {
     policy: Policy,
     calls: BTreeMap<CallId, Call>,
@@ -118,7 +119,7 @@ pub struct Dispatch {
 
 /// Something that leaves the live state after the retention time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 enum Retiring {
     Incident(IncidentId),
     Call(CallId),

@@ -41,7 +41,7 @@ pub enum CellError {
 
 /// The H3 resolutions Regula uses (see the module docs for what each is for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum CellResolution {
     /// Resolution 7 (≈5.2 km²).
     District,

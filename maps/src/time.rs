@@ -175,7 +175,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Day of the week.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Weekday {
     /// Lunes.
     Monday,

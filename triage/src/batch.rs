@@ -139,6 +139,7 @@ pub fn evaluate_case(set: &ProtocolSet, case: &Case) -> Result<Outcome, Evaluate
 
 /// One trace entry of an output line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LineStep {
     /// Finding asked.
     pub finding: String,
@@ -150,6 +151,7 @@ pub struct LineStep {
 
 /// An output line for an evaluated case (the vocabulary's outcome format).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutcomeLine {
     /// Case id.
     pub id: String,
@@ -189,6 +191,7 @@ impl OutcomeLine {
 
 /// An output line for a case that could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorLine {
     /// The case id as given (null when missing).
     pub id: serde_json::Value,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Resolución 5596 de 2015 triage level. `I` is the most urgent; the derived order sorts the
 /// most urgent first (`Level::I < Level::V`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Level {
     /// Immediate attention.
     I,
@@ -75,6 +76,7 @@ impl fmt::Display for Level {
 
 /// Medicalised (TAM) or basic (TAB) ambulance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum AmbulanceType {
     /// Transporte asistencial básico.
     #[serde(rename = "TAB")]
@@ -103,7 +105,7 @@ impl fmt::Display for AmbulanceType {
 /// Where the caller is oriented, from the most to the least urgent (the declaration order is
 /// the urgency order, see [`Disposition::rank`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Disposition {
     /// Medicalised ambulance now.
     AmbulanciaTam,
@@ -235,7 +237,7 @@ impl fmt::Display for Disposition {
 
 /// Specialty route: which kind of emergency department the patient needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Route {
     /// Stroke.
     Acv,
@@ -296,6 +298,7 @@ impl fmt::Display for Route {
 
 /// The caller's sex as given to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Sex {
     /// Female.
     F,

@@ -8,6 +8,7 @@ use crate::protocol::ProtocolRef;
 
 /// The rule that decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecidingRule {
     /// `protocol.rule` (e.g. `dolor_toracico.sca_probable`).
     pub id: String,
@@ -21,6 +22,7 @@ pub struct DecidingRule {
 
 /// One question asked, its answer and what it did to the rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TraceStep {
     /// The finding asked about.
     pub finding: String,
@@ -34,6 +36,7 @@ pub struct TraceStep {
 
 /// What the protocol decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Determination {
     /// Resolución 5596 level.
     pub level: Level,
@@ -55,7 +58,7 @@ pub struct Determination {
 
 /// Up (more urgent), down (less urgent) or sideways (same urgency, other route).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum OverrideDirection {
     /// More urgent in level or disposition, less urgent in neither.
     Up,
@@ -67,6 +70,7 @@ pub enum OverrideDirection {
 
 /// What the operator asks to change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     /// New level.
     pub level: Level,
@@ -80,6 +84,7 @@ pub struct OverrideRequest {
 
 /// The operator's override, kept beside the computed determination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OperatorOverride {
     /// Level chosen by the operator.
     pub level: Level,
@@ -134,6 +139,7 @@ pub enum OverrideError {
 /// accessors (`level()`, `disposition()`, …) give the effective values (the override when
 /// there is one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// Chief complaint code.
     pub complaint: String,

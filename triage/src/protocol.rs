@@ -10,6 +10,7 @@ use crate::vocabulary::{FindingId, FindingSet, Vocabulary};
 
 /// Which protocol file (and which exact text of it) produced an outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProtocolRef {
     /// Protocol id (the chief complaint, or `amenazas_vitales`).
     pub id: String,
