@@ -3,11 +3,17 @@
 //!
 //! - `POST /api/v1/commands` — body `{"key": "…", "command": {…}}` (or the key in an
 //!   `Idempotency-Key` header). The key makes retries safe: a command is applied at most
-//!   once. Replies `200` with the stored events and their sequence numbers; a refusal is
-//!   `404` (unknown id), `409` (does not fit the current state, or already exists) or `422`
-//!   (malformed or implausible input), with `{"error": {"code", "message"}}`; a storage
-//!   failure is `503` and nothing changed. A view of an incident or transfer that has left
-//!   the live state answers `410` (`archived`).
+//!   once; a key names one command (the same key with another command is `409`
+//!   `idempotency_key_reused`). Replies `200` with the stored events and their sequence
+//!   numbers; a refusal is `400` (a body that is not a command: the message names the
+//!   field, and unknown fields anywhere are refused), `403` (`reserved_command`: call
+//!   events and timer expiries come only from the system's own doors and timers;
+//!   `reserved_key`: keys beginning with `#` are the system's), `404` (unknown id), `409`
+//!   (does not fit the current state, or already exists) or `422` (malformed or implausible
+//!   input), with `{"error": {"code", "message"}}`; a storage failure is `503` and nothing
+//!   changed (nothing is acknowledged until the store answers again; `/ready` says so). A
+//!   view of an incident or transfer that has left the live state answers `410`
+//!   (`archived`).
 //! - `GET` views of the live state: `calls` (the queue, with waiting times), `units`,
 //!   `units/{id}`, `incidents` (open), `incidents/{id}`, `incidents/{id}/recommendation`
 //!   (top units by ETA and destinations with reasons), `facilities`, `transfers/{id}`,
@@ -98,6 +104,15 @@ pub enum ApiError {
     Unavailable(String),
     /// It existed but has left the live state (the event log keeps it).
     Archived(String),
+    /// Not for this caller (a command or key reserved to the system itself).
+    Forbidden {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What and why.
+        message: String,
+    },
+    /// The idempotency key was used before for another command.
+    KeyReused(String),
 }
 
 impl From<EngineError> for ApiError {
@@ -105,6 +120,11 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Rejected(r) => Self::Rejected(r),
             EngineError::BadKey(m) => Self::BadRequest(m),
+            EngineError::ReservedKey(message) => Self::Forbidden {
+                code: "reserved_key",
+                message,
+            },
+            e @ EngineError::KeyReused { .. } => Self::KeyReused(e.to_string()),
             EngineError::Storage(m) => Self::Unavailable(m),
             EngineError::Stopped => Self::Unavailable("the engine is not running".into()),
         }
@@ -116,6 +136,8 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
             Self::Archived(message) => (StatusCode::GONE, "archived", message),
+            Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message),
+            Self::KeyReused(message) => (StatusCode::CONFLICT, "idempotency_key_reused", message),
             Self::Rejected(rejection) => {
                 let status = match rejection {
                     Rejection::Unknown { .. } => StatusCode::NOT_FOUND,
@@ -145,6 +167,72 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The field named by serde's "unknown field `x`, expected …" message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(field, _)| field.to_owned())
+}
+
+/// The path (`command.fix.speed_kmh`) of the first object key `field` under the value at
+/// `prefix` (the deserializer's own path, `.` for the root), depth first.
+fn path_of_key(root: &serde_json::Value, field: &str, prefix: &str) -> Option<String> {
+    fn walk(value: &serde_json::Value, field: &str, path: &mut Vec<String>) -> bool {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.contains_key(field) {
+                    path.push(field.to_owned());
+                    return true;
+                }
+                for (key, child) in map {
+                    path.push(key.clone());
+                    if walk(child, field, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    if walk(child, field, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    let mut start = root;
+    let mut path: Vec<String> = Vec::new();
+    if prefix != "." {
+        for part in prefix.split('.') {
+            start = match start {
+                serde_json::Value::Object(map) => map.get(part)?,
+                serde_json::Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+            path.push(part.to_owned());
+        }
+    }
+    walk(start, field, &mut path).then(|| path.join("."))
+}
+
+/// Commands only the system's own doors and timers issue: call events come from the
+/// telephony gateway and webhook (a client could otherwise forge a call or make a ringing
+/// caller vanish from the queue); deadlines and GPS checks from the engine's timers.
+fn reserved_to_the_system(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::RecordCallEvent { .. } => Some("the telephony doors (SIP gateway, webhook)"),
+        Command::AssignmentDeadlinePassed { .. } | Command::CheckGps { .. } => {
+            Some("the engine's timers")
+        }
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandRequest {
@@ -160,7 +248,15 @@ async fn post_command(
     let request: CommandRequest = {
         let mut de = serde_json::Deserializer::from_slice(&body);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
+            let mut path = e.path().to_string();
+            // Tagged enums buffer their content, so the deserializer's path stops at the
+            // enum: an unknown field is found in the body itself to name its full path.
+            if let Some(field) = unknown_field(&e.inner().to_string())
+                && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
+                && let Some(found) = path_of_key(&value, &field, &path)
+            {
+                path = found;
+            }
             ApiError::BadRequest(if path == "." {
                 format!("the body is not a valid command: {}", e.inner())
             } else {
@@ -193,6 +289,15 @@ async fn post_command(
         }
     };
     let key = CommandKey::new(key)?;
+    if let Some(door) = reserved_to_the_system(&request.command) {
+        return Err(ApiError::Forbidden {
+            code: "reserved_command",
+            message: format!(
+                "`{}` is issued only by {door}, never through the API",
+                crate::engine::command_name(&request.command)
+            ),
+        });
+    }
     let reply = state.engine.command(key, request.command).await?;
     Ok(Json(reply).into_response())
 }

@@ -244,6 +244,8 @@ pub enum BenchCommand {
     Crash(crate::commands::bench_crash::BenchCrashArgs),
     /// Carga SIP / SIP load: calls per second through gateway, engine and log (needs sipp).
     Load(crate::commands::bench_load::BenchLoadArgs),
+    /// Fallas reales / Real faults: full disk, immutable WAL, second writer; nothing acknowledged may be lost (needs root).
+    Faults(crate::commands::bench_faults::BenchFaultsArgs),
 }
 
 /// `regula bench routing`

@@ -35,6 +35,7 @@ pub mod engine;
 pub mod region;
 pub mod server;
 pub mod simulation;
+pub mod status;
 pub mod store;
 pub mod system;
 pub mod telemetry;

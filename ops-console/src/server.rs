@@ -15,11 +15,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::clock::Stopwatch;
+use crate::status::SystemStatus;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     metrics: PrometheusHandle,
+    status: Option<SystemStatus>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -31,7 +33,17 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State backed by the process-wide metrics recorder.
     pub fn new(metrics: PrometheusHandle) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            status: None,
+        }
+    }
+
+    /// `/health` also reports the state of the engine and the store.
+    #[must_use]
+    pub fn with_status(mut self, status: SystemStatus) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 
@@ -47,12 +59,22 @@ pub fn router(state: AppState, api: Router) -> Router {
         .layer(middleware::from_fn(record_request))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({
+/// Liveness: 200 while the process answers; the body says how the parts are (readiness is
+/// `/ready`).
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let mut body = json!({
         "status": "ok",
         "service": "regula",
         "version": env!("CARGO_PKG_VERSION"),
-    }))
+    });
+    if let Some(status) = &state.status {
+        let report = status.report();
+        body["ready"] = json!(report.ready);
+        body["engine"] = json!(report.engine);
+        body["store"] = json!({"backend": report.store, "state": report.engine.state});
+        body["travel"] = json!(report.travel);
+    }
+    Json(body)
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -17,8 +17,9 @@ use crate::api::{self, ApiState};
 use crate::clock::Stopwatch;
 use crate::config::{Config, RegionConfig};
 use crate::coverage;
-use crate::engine::{CommandKey, Engine, EngineConfig, EngineHandle};
+use crate::engine::{CommandKey, Engine, EngineConfig, EngineExit, EngineHandle, InternalKeys};
 use crate::region::RegionPack;
+use crate::status::{SystemStatus, TravelModel};
 use crate::store::EventStore;
 use crate::telephony;
 use crate::travel::RoadTravelTimes;
@@ -28,9 +29,10 @@ use dispatch_core::Command;
 /// the background tasks, started in dependency order and stopped in reverse.
 #[derive(Debug)]
 pub struct System {
+    status: SystemStatus,
     store: EventStore,
     engine: EngineHandle,
-    engine_task: tokio::task::JoinHandle<()>,
+    engine_task: tokio::task::JoinHandle<EngineExit>,
     gateway: Option<Arc<GatewayHandle>>,
     pump: tokio::task::JoinHandle<()>,
     stop_pump: watch::Sender<bool>,
@@ -46,8 +48,17 @@ impl System {
     /// Opens the log, starts the SIP gateway (if configured), replays the log into the
     /// engine, and returns the system with its API routes.
     pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Self, Router)> {
-        let store = EventStore::open(&config.store.database_url.location()).await?;
+        // Everything that can fail on a bad setting is loaded before the log is opened: a
+        // failed start creates no database.
         let road = load_road(config).await?;
+        let pack = match &config.region {
+            Some(region) => Some(load_pack(region).await?),
+            None => None,
+        };
+        let protocols = ::triage::ProtocolSet::builtin()
+            .map_err(|e| anyhow::anyhow!("the built-in triage protocols are invalid: {e}"))?;
+        let store = EventStore::open(&config.store.database_url.location()).await?;
+        let keys = InternalKeys::new(Arc::from(store.secret()));
         let travel: Arc<dyn TravelTimes + Send + Sync> = match &road {
             Some(road) => road.clone(),
             None => Arc::new(StraightLine::default()),
@@ -82,15 +93,15 @@ impl System {
             "event log replayed"
         );
         let (engine, engine_task) = engine.spawn();
-        if gateway.is_some() {
-            close_stale_calls(&engine, clock.as_ref()).await;
-        }
+        close_stale_calls(&engine, &keys, clock.as_ref(), gateway.is_some()).await;
         let (stop_pump, pump_stop) = watch::channel(false);
-        let pump = telephony::spawn_pump(engine.clone(), clock.clone(), call_rx, pump_stop);
-        let pack = match &config.region {
-            Some(region) => Some(load_pack(region).await?),
-            None => None,
-        };
+        let pump = telephony::spawn_pump(
+            engine.clone(),
+            keys.clone(),
+            clock.clone(),
+            call_rx,
+            pump_stop,
+        );
         if let (Some(pack), Some(region)) = (&pack, &config.region)
             && region.register
         {
@@ -99,29 +110,26 @@ impl System {
         let demand: Arc<Vec<DemandCell>> =
             Arc::new(pack.map(|p| p.demand_cells().to_vec()).unwrap_or_default());
         let coverage = coverage::spawn_watch(engine.clone(), travel, demand.clone());
-        let protocols = ::triage::ProtocolSet::builtin()
-            .map_err(|e| anyhow::anyhow!("the built-in triage protocols are invalid: {e}"))?;
-        let mut api = api::router(ApiState::new(
+        let status = SystemStatus::new(
             engine.clone(),
-            demand,
-            protocols,
-            clock.clone(),
-        ));
-        api = api.merge(api::feeds::router(Arc::new(api::feeds::FeedState::new(
-            store.clone(),
-            clock.clone(),
-            &config.feeds,
-        ))));
-        if let Some(webhook) = &config.webhook {
-            let state = WebhookState::new(
-                webhook.secret.clone(),
-                clock,
-                call_tx,
-                webhook.replay_window_seconds,
-            );
-            api = api.merge(telephony_gateway::webhook::router(Arc::new(state)));
-        }
+            store.backend().name(),
+            if road.is_some() {
+                TravelModel::RoadGraph
+            } else {
+                TravelModel::StraightLine
+            },
+        );
+        let api = routes(
+            config,
+            &engine,
+            &store,
+            &status,
+            &keys,
+            clock,
+            ApiParts { demand, protocols },
+        );
         let system = Self {
+            status,
             store,
             engine,
             engine_task,
@@ -133,6 +141,11 @@ impl System {
         Ok((system, api))
     }
 
+    /// The state of the parts, for `/health` and `/ready`.
+    pub fn status(&self) -> &SystemStatus {
+        &self.status
+    }
+
     /// The SIP gateway's bound address, when SIP is on.
     pub fn sip_addr(&self) -> Option<std::net::SocketAddr> {
         self.gateway.as_ref().map(|g| g.local_addr())
@@ -140,30 +153,155 @@ impl System {
 
     /// The doors close first: waiting SIP calls get 503 (carriers re-route them) and their
     /// end is recorded; the pump records what is left; then the engine finishes its current
-    /// command and stops, and the log is closed cleanly.
-    pub async fn stop(self) {
-        if let Some(gateway) = &self.gateway
-            && let Err(e) = gateway.shutdown().await
-        {
-            tracing::error!(error = %e, "the SIP gateway did not stop cleanly");
+    /// command and stops, and the log is closed cleanly. Every stage has a deadline: a stage
+    /// that overruns is logged and skipped, and the report says the stop was not clean.
+    pub async fn stop(self) -> StopReport {
+        let mut report = StopReport::default();
+        if let Some(gateway) = &self.gateway {
+            match tokio::time::timeout(STAGE_DEADLINE, gateway.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => report.problem(format!("the SIP gateway did not stop cleanly: {e}")),
+                Err(_) => report.problem("the SIP gateway did not stop in time".into()),
+            }
         }
         let _ = self.stop_pump.send(true);
-        let _ = self.pump.await;
+        let mut pump = self.pump;
+        if tokio::time::timeout(STAGE_DEADLINE, &mut pump)
+            .await
+            .is_err()
+        {
+            pump.abort();
+            report.problem(
+                "call events still waiting could not be recorded in time (the event log is not answering)"
+                    .into(),
+            );
+        }
         self.coverage.abort();
         let _ = self.coverage.await;
+        // The engine stops whoever still holds a handle (a connection left open after the
+        // server's grace period, say).
+        self.engine.stop();
         drop(self.engine);
-        if let Err(e) = self.engine_task.await {
-            tracing::error!(error = %e, "the engine task failed");
+        let mut engine_task = self.engine_task;
+        match tokio::time::timeout(ENGINE_DEADLINE, &mut engine_task).await {
+            Ok(Ok(exit)) => {
+                if !exit.snapshot_saved {
+                    report.problem(format!(
+                        "the snapshot at event {} could not be stored (the next start replays more of the log)",
+                        exit.last_seq
+                    ));
+                }
+                if let Some(failure) = exit.store_failure {
+                    report.problem(format!("the event log was failing at the stop: {failure}"));
+                }
+                report.last_seq = exit.last_seq;
+            }
+            Ok(Err(e)) => report.problem(format!("the engine task failed: {e}")),
+            Err(_) => {
+                engine_task.abort();
+                report.problem("the engine did not stop in time".into());
+            }
         }
-        self.store.close().await;
+        if tokio::time::timeout(STAGE_DEADLINE, self.store.close())
+            .await
+            .is_err()
+        {
+            report.problem("the event log did not close in time".into());
+        }
+        report
     }
 }
 
+/// How long each stage of a stop may take before it is skipped.
+const STAGE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
+/// How long the engine may take to stop (it saves a last snapshot of the state).
+const ENGINE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What a stop left undone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// The last event stored.
+    pub last_seq: u64,
+    /// Each thing that could not be finished or flushed.
+    pub problems: Vec<String>,
+}
+
+impl StopReport {
+    fn problem(&mut self, problem: String) {
+        tracing::error!(%problem, "stop");
+        self.problems.push(problem);
+    }
+
+    /// Whether everything was finished and flushed.
+    pub fn clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What the API needs besides the running parts.
+struct ApiParts {
+    demand: Arc<Vec<DemandCell>>,
+    protocols: &'static ::triage::ProtocolSet,
+}
+
+/// Every route of the running system: the dispatch API, `/ready`, the feeds and the
+/// webhook (when configured).
+fn routes(
+    config: &Config,
+    engine: &EngineHandle,
+    store: &EventStore,
+    status: &SystemStatus,
+    keys: &InternalKeys,
+    clock: Arc<dyn Clock>,
+    parts: ApiParts,
+) -> Router {
+    let mut api = api::router(ApiState::new(
+        engine.clone(),
+        parts.demand,
+        parts.protocols,
+        clock.clone(),
+    ));
+    api = api.merge(crate::status::router(status.clone()));
+    api = api.merge(api::feeds::router(Arc::new(api::feeds::FeedState::new(
+        store.clone(),
+        clock.clone(),
+        &config.feeds,
+    ))));
+    if let Some(webhook) = &config.webhook {
+        let state = WebhookState::new(
+            webhook.secret.clone(),
+            clock,
+            Arc::new(telephony::EngineRecorder::new(engine.clone(), keys.clone())),
+            webhook.replay_window_seconds,
+        );
+        api = api.merge(telephony_gateway::webhook::router(Arc::new(state)));
+    }
+    api
+}
+
+/// How long a webhook call may wait before a restart closes it (its provider would have
+/// given up long before).
+const STALE_WEBHOOK_CALL: maps::TravelTime = maps::TravelTime::from_minutes(60);
+
 /// After a restart, SIP calls the log still shows as waiting have lost their signalling
-/// (it lived in the process that stopped): record them as abandoned so the queue is true.
-async fn close_stale_calls(engine: &EngineHandle, clock: &dyn Clock) {
+/// (it lived in the process that stopped), and webhook calls waiting for over an hour are
+/// over: record them as abandoned so the queue is true. Newer webhook calls stay: their
+/// provider still holds them and reports their end.
+async fn close_stale_calls(
+    engine: &EngineHandle,
+    keys: &InternalKeys,
+    clock: &dyn Clock,
+    sip: bool,
+) {
+    let horizon = clock.now() - STALE_WEBHOOK_CALL;
     let stale = engine
-        .query(|state, _, _| telephony::stale_sip_calls(state))
+        .query(move |state, _, _| {
+            let mut calls = telephony::stale_webhook_calls(state, horizon);
+            if sip {
+                calls.extend(telephony::stale_sip_calls(state));
+            }
+            calls
+        })
         .await
         .unwrap_or_default();
     for call in stale {
@@ -171,7 +309,7 @@ async fn close_stale_calls(engine: &EngineHandle, clock: &dyn Clock) {
             call: call.clone(),
             at: clock.now(),
         };
-        let key: CommandKey = telephony::call_event_key(&event);
+        let key: CommandKey = telephony::call_event_key(keys, &event);
         if let Err(e) = engine
             .command(key, dispatch_core::Command::RecordCallEvent { event })
             .await
@@ -260,7 +398,7 @@ async fn register_region(
     if facilities == 0 {
         for registration in pack.facility_registrations() {
             commands.push((
-                format!("region:facility:{}", registration.id),
+                CommandKey::internal(format!("region:facility:{}", registration.id)),
                 Command::RegisterFacility {
                     registration: registration.clone(),
                 },
@@ -269,10 +407,10 @@ async fn register_region(
         let now = clock.now();
         for (facility, initial) in pack.initial_occupancy() {
             commands.push((
-                format!(
+                CommandKey::internal(format!(
                     "region:occupancy:{facility}:{}-{:02}",
                     initial.value.month.year, initial.value.month.month
-                ),
+                )),
                 Command::ReportOccupancy {
                     facility: facility.clone(),
                     occupancy: initial.report(now),
@@ -283,7 +421,7 @@ async fn register_region(
     if units == 0 {
         for registration in pack.unit_registrations() {
             commands.push((
-                format!("region:unit:{}", registration.id),
+                CommandKey::internal(format!("region:unit:{}", registration.id)),
                 Command::RegisterUnit {
                     registration: registration.clone(),
                 },
@@ -293,7 +431,7 @@ async fn register_region(
     let count = commands.len();
     for (key, command) in commands {
         engine
-            .command(CommandKey::new(key)?, command)
+            .command(key, command)
             .await
             .context("cannot register the region pack")?;
     }

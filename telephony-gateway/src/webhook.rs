@@ -29,16 +29,22 @@
 //!
 //! # Responses
 //!
-//! `202` accepted (`{"status":"accepted","call":"webhook:CA1234"}`); `200` duplicate event
-//! id (`{"status":"duplicate",…}`, nothing emitted again); `400` missing/malformed
-//! headers; `401` signature or timestamp; `409` an event that does not fit the call's
-//! state (e.g. `ended` for a call never offered); `422` malformed body; `503` with
-//! `Retry-After: 1` when the core's channel is full (nothing accepted: retry).
-//! A bad or missing location never refuses an `offered` event: the location becomes
-//! `unusable` with the reason.
+//! The webhook answers only once the event is **stored** in the event log (through the
+//! [`CallRecorder`] it is given): a `202` is never lost to a restart.
+//!
+//! `202` accepted and stored (`{"status":"accepted","call":"webhook:CA1234"}`); `200`
+//! duplicate event id (`{"status":"duplicate",…}`, nothing recorded again — also after a
+//! restart: the event id is the recorded command's key); `400` missing/malformed headers;
+//! `401` signature or timestamp; `409` an event that does not fit the call's state as the
+//! regulation centre knows it (e.g. `ended` for a call never connected; also after a
+//! restart, since the state is rebuilt from the log); `422` malformed body; `503` with
+//! `Retry-After: 1` when the event could not be stored (nothing accepted: retry with the
+//! same event id). A bad or missing location never refuses an `offered` event: the
+//! location becomes `unusable` with the reason.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -54,48 +60,63 @@ use hmac::{Hmac, KeyInit, Mac};
 use maps::{Clock, GeoPoint, Meters};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::location::read_pidf_lo;
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Calls tracked at once (offered and not yet ended or abandoned).
-const MAX_OPEN_CALLS: usize = 50_000;
+/// Longest accepted event id.
+pub const MAX_EVENT_ID_LEN: usize = 200;
+
+/// What became of a call event handed to a [`CallRecorder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored now.
+    Stored,
+    /// This event id was recorded before (nothing recorded again).
+    Duplicate,
+    /// It does not fit the call's state; nothing recorded. The reason, in plain words.
+    Refused(String),
+    /// It could not be stored now; nothing recorded, the provider should retry.
+    Unavailable(String),
+}
+
+/// Where the webhook's call events are recorded: the regulation centre's event log. The
+/// gateway never sees the dispatch state; the recorder answers whether the event was
+/// stored, was a duplicate of one already stored (`event_id` identifies it across
+/// restarts), or does not fit the call's state.
+pub trait CallRecorder: Send + Sync + std::fmt::Debug {
+    /// Records `event`, delivered by the provider as `event_id`; resolves once stored.
+    fn record<'a>(
+        &'a self,
+        event_id: &'a str,
+        event: CallEvent,
+    ) -> Pin<Box<dyn Future<Output = Recorded> + Send + 'a>>;
+}
 
 /// Shared state of the webhook route.
 #[derive(Debug)]
 pub struct WebhookState {
     secret: Sensitive<Vec<u8>>,
     clock: Arc<dyn Clock>,
-    events: mpsc::Sender<CallEvent>,
-    replay_window_secs: i64,
-    memory: Mutex<Memory>,
-}
-
-#[derive(Debug, Default)]
-struct Memory {
-    /// Event ids seen, with when (ms) and the call they were about.
-    seen: HashMap<String, String>,
-    order: VecDeque<(i64, String)>,
-    /// Open calls and whether they are connected.
-    calls: HashMap<String, bool>,
+    recorder: Arc<dyn CallRecorder>,
+    replay_window_secs: u64,
 }
 
 impl WebhookState {
-    /// `secret`: the shared HMAC key; `replay_window_secs`: accepted clock difference.
+    /// `secret`: the shared HMAC key; `recorder`: where call events are stored;
+    /// `replay_window_secs`: accepted clock difference.
     pub fn new(
         secret: Sensitive<String>,
         clock: Arc<dyn Clock>,
-        events: mpsc::Sender<CallEvent>,
+        recorder: Arc<dyn CallRecorder>,
         replay_window_secs: u32,
     ) -> Self {
         Self {
             secret: Sensitive::new(secret.into_inner().into_bytes()),
             clock,
-            events,
-            replay_window_secs: i64::from(replay_window_secs),
-            memory: Mutex::new(Memory::default()),
+            recorder,
+            replay_window_secs: u64::from(replay_window_secs),
         }
     }
 }
@@ -194,7 +215,8 @@ async fn receive(
         );
     };
     let now_ms = state.clock.now().as_millis();
-    if (now_ms / 1000 - ts).abs() > state.replay_window_secs {
+    // `abs_diff`: a timestamp near i64::MIN must not overflow the subtraction.
+    if (now_ms / 1000).abs_diff(ts) > state.replay_window_secs {
         return problem(
             StatusCode::UNAUTHORIZED,
             "stale",
@@ -224,11 +246,14 @@ async fn receive(
             );
         }
     };
-    if payload.event_id.is_empty() || payload.event_id.len() > 200 {
+    if payload.event_id.is_empty()
+        || payload.event_id.len() > MAX_EVENT_ID_LEN
+        || !payload.event_id.bytes().all(|b| b.is_ascii_graphic())
+    {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
-            "event_id must be 1 to 200 characters",
+            "event_id must be 1 to 200 printable ASCII characters",
         );
     }
     let call = match CallId::new(format!("webhook:{}", payload.call_id)) {
@@ -241,44 +266,13 @@ async fn receive(
             );
         }
     };
-    accept(&state, payload, &call, now_ms)
+    accept(&state, payload, &call).await
 }
 
-fn accept(state: &WebhookState, payload: Payload, call: &CallId, now_ms: i64) -> Response {
-    let mut memory = state.memory.lock().unwrap_or_else(PoisonError::into_inner);
-    // Forget ids older than the replay window (twice, for clock skew): replays of those
-    // are refused by the timestamp check anyway.
-    let horizon = now_ms - 2 * state.replay_window_secs * 1000;
-    while memory.order.front().is_some_and(|(t, _)| *t < horizon) {
-        if let Some((_, id)) = memory.order.pop_front() {
-            memory.seen.remove(&id);
-        }
-    }
-    if let Some(previous) = memory.seen.get(&payload.event_id) {
-        metrics::counter!("regula_webhook_requests_total", "outcome" => "duplicate").increment(1);
-        let body = json!({ "status": "duplicate", "event_id": payload.event_id, "call": previous });
-        return (StatusCode::OK, axum::Json(body)).into_response();
-    }
-    let key = call.as_str().to_owned();
-    let open = memory.calls.get(&key).copied();
-    let conflict = match (payload.kind, open) {
-        (Kind::Offered, None)
-        | (Kind::Abandoned | Kind::Connected, Some(false))
-        | (Kind::Ended, Some(true)) => None,
-        (Kind::Offered, Some(_)) => Some("call was already offered"),
-        (Kind::Abandoned, Some(true)) => Some("call is connected; send ended"),
-        (Kind::Connected, Some(true)) => Some("call is already connected"),
-        (Kind::Ended, Some(false)) => Some("call was never connected; send abandoned"),
-        (_, None) => Some("call is not open (never offered, or already over)"),
-    };
-    if let Some(why) = conflict {
-        return problem(StatusCode::CONFLICT, "conflict", why);
-    }
-    if payload.kind == Kind::Offered && memory.calls.len() >= MAX_OPEN_CALLS {
-        return busy();
-    }
+async fn accept(state: &WebhookState, payload: Payload, call: &CallId) -> Response {
     let at = state.clock.now();
-    let event = match payload.kind {
+    let kind = payload.kind;
+    let event = match kind {
         Kind::Offered => CallEvent::Offered {
             call: call.clone(),
             channel: CallChannel::Webhook,
@@ -310,48 +304,42 @@ fn accept(state: &WebhookState, payload: Payload, call: &CallId, now_ms: i64) ->
             at,
         },
     };
-    // Reserve before recording anything: a full channel accepts nothing.
-    let Ok(permit) = state.events.try_reserve() else {
-        return busy();
-    };
-    permit.send(event);
-    match payload.kind {
-        Kind::Offered => {
-            memory.calls.insert(key.clone(), false);
-            metrics::counter!("regula_telephony_calls_offered_total", "channel" => "webhook")
+    match state.recorder.record(&payload.event_id, event).await {
+        Recorded::Stored => {}
+        Recorded::Duplicate => {
+            metrics::counter!("regula_webhook_requests_total", "outcome" => "duplicate")
                 .increment(1);
+            let body = json!({ "status": "duplicate", "event_id": payload.event_id, "call": call.as_str() });
+            return (StatusCode::OK, axum::Json(body)).into_response();
         }
-        Kind::Connected => {
-            memory.calls.insert(key.clone(), true);
-            metrics::counter!("regula_telephony_calls_answered_total", "channel" => "webhook")
-                .increment(1);
-        }
-        Kind::Abandoned => {
-            memory.calls.remove(&key);
-            metrics::counter!("regula_telephony_calls_abandoned_total", "channel" => "webhook")
-                .increment(1);
-        }
-        Kind::Ended => {
-            memory.calls.remove(&key);
-        }
+        Recorded::Refused(why) => return problem(StatusCode::CONFLICT, "conflict", &why),
+        Recorded::Unavailable(why) => return busy(&why),
     }
-    memory.seen.insert(payload.event_id.clone(), key.clone());
-    memory.order.push_back((now_ms, payload.event_id));
+    let counter = match kind {
+        Kind::Offered => Some("regula_telephony_calls_offered_total"),
+        Kind::Connected => Some("regula_telephony_calls_answered_total"),
+        Kind::Abandoned => Some("regula_telephony_calls_abandoned_total"),
+        Kind::Ended => None,
+    };
+    if let Some(counter) = counter {
+        metrics::counter!(counter, "channel" => "webhook").increment(1);
+    }
     metrics::counter!("regula_webhook_requests_total", "outcome" => "accepted").increment(1);
     (
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "status": "accepted", "call": key })),
+        axum::Json(json!({ "status": "accepted", "call": call.as_str() })),
     )
         .into_response()
 }
 
-fn busy() -> Response {
+fn busy(why: &str) -> Response {
     metrics::counter!("regula_webhook_requests_total", "outcome" => "busy").increment(1);
-    metrics::counter!("regula_telephony_calls_rejected_overload_total", "channel" => "webhook", "reason" => "core_busy")
+    metrics::counter!("regula_telephony_calls_rejected_overload_total", "channel" => "webhook", "reason" => "not_stored")
         .increment(1);
+    tracing::warn!(reason = %why, "webhook event not stored; the provider is asked to retry");
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({ "error": "busy, retry" })),
+        axum::Json(json!({ "error": "not stored, retry with the same event_id" })),
     )
         .into_response();
     response

@@ -384,6 +384,8 @@ mod tests {
                     message("transfer:TRF-000003", "EPS037"),
                     message("transfer:TRF-000004", "EPS037"),
                 ],
+                command: "test",
+                fingerprint: "",
             })
             .await
             .unwrap();

@@ -18,6 +18,7 @@ use crate::store::{EventStore, StoreLocation};
 struct Api {
     _dir: tempfile::TempDir,
     router: Router,
+    engine: EngineHandle,
     clock: Arc<ManualClock>,
 }
 
@@ -49,6 +50,7 @@ async fn api() -> Api {
     Api {
         _dir: dir,
         clock: clock_for_tests,
+        engine: handle.clone(),
         router: router(ApiState::new(
             handle,
             Arc::new(demand),
@@ -324,21 +326,114 @@ async fn an_incident_closed_more_than_the_history_ago_is_archived_not_unknown() 
 #[tokio::test]
 async fn queued_calls_show_how_long_they_have_waited() {
     let api = api().await;
+    let offered = json!({
+        "kind": "offered", "call": "sip:abc@carrier.co", "channel": "sip",
+        "caller": {"asserted": "tel:+573001234567", "claimed": null, "display_name": null, "anonymous": false},
+        "location": {"status": "absent"},
+        "at": "2026-11-23T12:29:30Z"
+    });
+    // Only the telephony doors record call events: a client cannot forge a call.
     let (status, body) = post(
         &api,
-        &json!({"key": "call-1", "command": {"command": "record_call_event", "event": {
-            "kind": "offered", "call": "sip:abc@carrier.co", "channel": "sip",
-            "caller": {"asserted": "tel:+573001234567", "claimed": null, "display_name": null, "anonymous": false},
-            "location": {"status": "absent"},
-            "at": "2026-11-23T12:29:30Z"
-        }}}),
+        &json!({"key": "call-1", "command": {"command": "record_call_event", "event": offered}}),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "reserved_command");
+    let (_, calls) = get(&api, "/api/v1/calls?status=queued").await;
+    assert_eq!(calls.as_array().unwrap().len(), 0, "{calls}");
+    let keys = crate::engine::InternalKeys::new(Arc::from(&b"test log"[..]));
+    let event: dispatch_core::intake::CallEvent = serde_json::from_value(offered).unwrap();
+    api.engine
+        .command(
+            crate::telephony::call_event_key(&keys, &event),
+            Command::RecordCallEvent { event },
+        )
+        .await
+        .unwrap();
     let (status, calls) = get(&api, "/api/v1/calls?status=queued").await;
     assert_eq!(status, StatusCode::OK, "{calls}");
     assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
     assert_eq!(calls[0]["wait_seconds"], 30.0);
+}
+
+#[tokio::test]
+async fn timer_commands_and_the_system_key_namespace_are_refused_to_clients() {
+    let api = api().await;
+    let (status, body) = post(
+        &api,
+        &json!({"key": "k-1", "command": {"command": "check_gps", "unit": "TAB-0001"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "reserved_command");
+    let (status, body) = post(&api, &register_unit("#call:abandoned:0011", "TAB-0001")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "reserved_key");
+    let (_, units) = get(&api, "/api/v1/units").await;
+    assert_eq!(
+        units.as_array().unwrap().len(),
+        0,
+        "nothing was applied: {units}"
+    );
+}
+
+fn register_unit(key: &str, id: &str) -> Value {
+    json!({"key": key, "command": {
+        "command": "register_unit",
+        "registration": {
+            "id": id, "kind": "TAB",
+            "provider": {"name": "Ambulancias Andinas SAS", "ownership": "private"},
+            "base": {"lon": -74.07, "lat": 4.65}, "crew": []
+        }
+    }})
+}
+
+#[tokio::test]
+async fn a_key_names_one_command_and_reusing_it_for_another_is_a_conflict() {
+    let api = api().await;
+    let (status, first) = post(&api, &register_unit("reg-1", "TAB-0001")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // The same command again: the duplicate, with its original events' positions.
+    let (status, again) = post(&api, &register_unit("reg-1", "TAB-0001")).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["first_seq"], first["first_seq"]);
+    // Another command under the same key is refused, naming the original command.
+    let (status, body) = post(&api, &register_unit("reg-1", "TAB-0002")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("register_unit"),
+        "{body}"
+    );
+    let (_, units) = get(&api, "/api/v1/units").await;
+    assert_eq!(units.as_array().unwrap().len(), 1, "{units}");
+}
+
+#[tokio::test]
+async fn unknown_fields_anywhere_in_a_command_are_refused_with_their_path() {
+    let api = api().await;
+    let (status, body) = post(&api, &register_unit("reg-1", "TAB-0001")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, before) = get(&api, "/api/v1/units/TAB-0001").await;
+    let (status, body) = post(
+        &api,
+        &json!({"key": "fix-1", "command": {"command": "report_position", "unit": "TAB-0001",
+            "fix": {"point": {"lon": -74.07, "lat": 4.65}, "at": "2026-11-23T12:30:00Z",
+                    "speed": null, "speed_kmh": 40}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("speed_kmh"), "{message}");
+    assert!(message.contains("command.fix"), "{message}");
+    // Nothing was recorded.
+    let (_, after) = get(&api, "/api/v1/units/TAB-0001").await;
+    assert_eq!(before, after);
 }
 
 async fn post_to(api: &Api, uri: &str, body: &Value) -> (StatusCode, Value) {

@@ -325,6 +325,8 @@ async fn write_log(
                     recorded_at: *at,
                     events: encoded,
                     outbox: &[],
+                    command: "bench",
+                    fingerprint: "",
                 });
                 seq += encoded.len() as u64;
             }

@@ -230,7 +230,7 @@ async fn load(args: &BenchLoadArgs) -> anyhow::Result<Figures> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     operator.abort();
-    system.stop().await;
+    let _ = system.stop().await;
     let mut tally = std::mem::take(&mut *lock(&tally)?);
     tally.latency_ms.sort_by(f64::total_cmp);
     Ok(Figures {

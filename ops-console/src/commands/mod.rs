@@ -4,6 +4,7 @@
 
 pub mod bench_crash;
 pub mod bench_dispatch;
+pub mod bench_faults;
 pub mod bench_load;
 mod config_check;
 mod routing;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::Dispatch(args)) => bench_dispatch::run(&args),
         Command::Bench(BenchCommand::Crash(args)) => bench_crash::run(&args),
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(&args),
+        Command::Bench(BenchCommand::Faults(args)) => bench_faults::run(&args),
         Command::Triage(TriageCommand::Validate { protocols, json }) => {
             self::triage::validate(protocols.as_deref(), json)
         }

@@ -53,13 +53,19 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve_async(config))
 }
 
+/// Exit status when the stop could not finish or flush everything (see the log).
+pub(crate) const EXIT_UNCLEAN_STOP: u8 = 4;
+
 async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
     let (listener, addr) = server::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (system, api) = System::start(&config, clock).await?;
-    let app = server::router(AppState::new(telemetry::metrics_handle()), api);
+    let app = server::router(
+        AppState::new(telemetry::metrics_handle()).with_status(system.status().clone()),
+        api,
+    );
     let shutdown = server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "regula serving");
     {
@@ -73,8 +79,17 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
     let stopped = server::serve(listener, app, shutdown, config.server.shutdown_grace())
         .await
         .context("server failed")?;
-    system.stop().await;
-    tracing::info!(?stopped, "regula stopped");
+    let report = system.stop().await;
+    tracing::info!(
+        ?stopped,
+        last_seq = report.last_seq,
+        clean = report.clean(),
+        "regula stopped"
+    );
+    if !report.clean() {
+        // Something could not be finished or flushed (each problem was logged).
+        return Ok(ExitCode::from(EXIT_UNCLEAN_STOP));
+    }
     Ok(match stopped {
         Stopped::Drained => ExitCode::SUCCESS,
         Stopped::GraceElapsed => ExitCode::from(3),

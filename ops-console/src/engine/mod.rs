@@ -30,10 +30,12 @@ use dispatch_core::command::Timer;
 use dispatch_core::{Command, Dispatch, Effect, Event, Policy, Rejection, TravelTimes};
 use maps::{Clock, Timestamp, TravelTime};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Stopwatch;
-use crate::store::{Append, EventStore, StoreError, StoredEvent};
+use crate::store::{Append, EventStore, StoreError, StoredCommand, StoredEvent};
+
+pub use keys::{Fingerprint, InternalKeys};
 
 pub use journal::OutboxKind;
 
@@ -46,7 +48,8 @@ pub const MAX_KEY_LEN: usize = 128;
 pub struct CommandKey(String);
 
 impl CommandKey {
-    /// 1–128 printable ASCII characters without spaces.
+    /// A client's key: 1–128 printable ASCII characters without spaces, not beginning with
+    /// [`keys::INTERNAL_PREFIX`] (the engine's own namespace).
     pub fn new(key: impl Into<String>) -> Result<Self, EngineError> {
         let key = key.into();
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -54,7 +57,26 @@ impl CommandKey {
                 "idempotency key must be 1 to {MAX_KEY_LEN} printable ASCII characters without spaces"
             )));
         }
+        if key.starts_with(keys::INTERNAL_PREFIX) {
+            return Err(EngineError::ReservedKey(format!(
+                "idempotency keys beginning with `{}` are reserved for the system's own commands",
+                keys::INTERNAL_PREFIX
+            )));
+        }
         Ok(Self(key))
+    }
+
+    /// A key of the engine's own (`#…`); `name` must be printable ASCII.
+    pub(crate) fn internal(name: impl AsRef<str>) -> Self {
+        let mut key = String::with_capacity(name.as_ref().len() + 1);
+        key.push(keys::INTERNAL_PREFIX);
+        key.extend(
+            name.as_ref()
+                .chars()
+                .map(|c| if c.is_ascii_graphic() { c } else { '_' }),
+        );
+        key.truncate(MAX_KEY_LEN);
+        Self(key)
     }
 
     /// The key as text.
@@ -75,6 +97,19 @@ pub enum EngineError {
     /// The idempotency key is malformed.
     #[error("{0}")]
     BadKey(String),
+    /// The idempotency key is in the system's own namespace.
+    #[error("{0}")]
+    ReservedKey(String),
+    /// The key was used before for another command; nothing was done.
+    #[error(
+        "the idempotency key `{key}` was already used for another command ({original}); a key names one command: use a new key"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The command it was first used for.
+        original: String,
+    },
     /// The engine has stopped.
     #[error("the engine is not running")]
     Stopped,
@@ -160,6 +195,38 @@ impl std::fmt::Debug for Request {
     }
 }
 
+/// Whether the engine can store what it is asked to (see [`EngineStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoreHealth {
+    /// Writes succeed.
+    Healthy,
+    /// A write failed: the next command first re-establishes a verified connection.
+    Broken(String),
+    /// The log cannot be trusted to this engine any more (another writer has it, or it
+    /// lost events this engine acknowledged): everything is refused until a restart.
+    Failed(String),
+}
+
+/// The engine's state as probes see it (`/ready`, `/health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineStatus {
+    /// `starting`, `ok`, `recovering` (a write failed; nothing is acknowledged until the
+    /// store answers again), `failed` (refusing everything until restarted) or `stopped`.
+    pub state: &'static str,
+    /// Why, when not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last event stored.
+    pub last_seq: u64,
+}
+
+impl EngineStatus {
+    /// Whether commands can be acknowledged now.
+    pub fn ready(&self) -> bool {
+        self.state == "ok"
+    }
+}
+
 /// Hooks for effects that reach other parts of the system; all optional.
 pub trait EffectSink: Send + Sync {
     /// Connect a taken call to an operator position (telephony gateway).
@@ -210,6 +277,8 @@ impl Default for EngineConfig {
 pub struct EngineHandle {
     requests: mpsc::Sender<Request>,
     published: broadcast::Sender<Published>,
+    status: watch::Receiver<EngineStatus>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl EngineHandle {
@@ -258,6 +327,30 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// The engine's state now (for readiness and health probes).
+    pub fn status(&self) -> EngineStatus {
+        let status = self.status.borrow().clone();
+        if self.requests.is_closed() {
+            return EngineStatus {
+                state: "stopped",
+                reason: Some("the engine has stopped".into()),
+                ..status
+            };
+        }
+        status
+    }
+
+    /// Asks the engine task to stop after the request it is working on, whoever still
+    /// holds a handle (a connection still open after the server's grace period, say).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Watches the engine's state.
+    pub fn watch_status(&self) -> watch::Receiver<EngineStatus> {
+        self.status.clone()
+    }
+
     /// Subscribes to stored events and alerts, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.published.subscribe()
@@ -268,6 +361,18 @@ impl EngineHandle {
     pub fn announce(&self, item: Published) {
         let _ = self.published.send(item);
     }
+}
+
+/// How the engine task ended (for the exit status of the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineExit {
+    /// The last event stored.
+    pub last_seq: u64,
+    /// Whether the snapshot asked for at stop is stored (a snapshot is a cache: without
+    /// it the next start replays more of the log).
+    pub snapshot_saved: bool,
+    /// The store was failing when the engine stopped (what was refused was never applied).
+    pub store_failure: Option<String>,
 }
 
 /// Statistics of a replay at start-up.
@@ -348,6 +453,15 @@ fn duplicate((first_seq, last_seq): (u64, u64), name: &'static str) -> CommandRe
     }
 }
 
+fn key_reused(key: &CommandKey, original: &str, name: &'static str) -> EngineError {
+    metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "key_reused")
+        .increment(1);
+    EngineError::KeyReused {
+        key: key.as_str().to_owned(),
+        original: original.to_owned(),
+    }
+}
+
 /// The engine task's state.
 pub struct Engine {
     state: Dispatch,
@@ -359,6 +473,10 @@ pub struct Engine {
     last_seq: u64,
     /// The snapshot follower (absent when snapshots are off).
     snapshots: Option<snapshots::Snapshotter>,
+    /// Whether the store can be written; after a failure nothing is acknowledged until a
+    /// verified connection shows where the log ends.
+    health: StoreHealth,
+    status: watch::Sender<EngineStatus>,
     timers: BTreeMap<(Timestamp, String), Timer>,
     /// When each armed timer (by identity) fires, to replace it when re-armed.
     timer_index: std::collections::HashMap<String, Timestamp>,
@@ -416,12 +534,17 @@ impl Engine {
                         seq: stored.seq,
                         reason: e.to_string(),
                     })?;
-                recent_keys.insert(&stored.command_key, stored.recorded_at);
+                recent_keys.insert(&stored.command_key, None, stored.recorded_at);
                 replayed += 1;
                 Ok::<(), StartError>(())
             })
             .await?;
         let (published, _) = broadcast::channel(config.broadcast_capacity);
+        let (status, _) = watch::channel(EngineStatus {
+            state: "ok",
+            reason: None,
+            last_seq,
+        });
         let mut engine = Self {
             state,
             store,
@@ -431,6 +554,8 @@ impl Engine {
             recent_keys,
             last_seq,
             snapshots: None,
+            health: StoreHealth::Healthy,
+            status,
             timers: BTreeMap::new(),
             timer_index: std::collections::HashMap::new(),
             published,
@@ -473,21 +598,33 @@ impl Engine {
     }
 
     /// Spawns the engine task; it runs until every handle is dropped.
-    pub fn spawn(self) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    pub fn spawn(self) -> (EngineHandle, tokio::task::JoinHandle<EngineExit>) {
         let (tx, rx) = mpsc::channel(self.config.channel_capacity);
+        let (stop, stopped) = watch::channel(false);
         let handle = EngineHandle {
             requests: tx,
             published: self.published.clone(),
+            status: self.status.subscribe(),
+            stop: Arc::new(stop),
         };
-        let task = tokio::spawn(self.run(rx));
+        let task = tokio::spawn(self.run(rx, stopped));
         (handle, task)
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Request>,
+        mut stop: watch::Receiver<bool>,
+    ) -> EngineExit {
         let mut tick = tokio::time::interval(self.config.timer_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
+                () = async {
+                    // A dropped sender (every handle gone) also ends the loop.
+                    let _ = stop.wait_for(|stop| *stop).await;
+                } => break,
                 request = rx.recv() => match request {
                     Some(request) => self.handle(request).await,
                     None => break,
@@ -497,10 +634,20 @@ impl Engine {
                 }
             }
         }
-        if let Some(snapshots) = self.snapshots.take() {
-            snapshots.stop(self.clock.now()).await;
-        }
+        let snapshot_saved = match self.snapshots.take() {
+            Some(snapshots) => snapshots.stop(self.clock.now()).await,
+            None => true,
+        };
+        self.set_status("stopped", Some("the engine has stopped".into()));
         tracing::info!(last_seq = self.last_seq, "engine stopped");
+        EngineExit {
+            last_seq: self.last_seq,
+            snapshot_saved,
+            store_failure: match self.health {
+                StoreHealth::Healthy => None,
+                StoreHealth::Broken(reason) | StoreHealth::Failed(reason) => Some(reason),
+            },
+        }
     }
 
     async fn handle(&mut self, request: Request) {
@@ -528,10 +675,24 @@ impl Engine {
         command: &Command,
     ) -> Result<CommandReply, EngineError> {
         let name = command_name(command);
-        if self.recent_keys.contains(key.as_str()) {
-            let range = self.stored_range(key).await?.unwrap_or((0, 0));
-            return Ok(duplicate(range, name));
+        let fingerprint = Fingerprint::of(command);
+        match self.recent_keys.get(key.as_str()) {
+            Some(Some(remembered)) => {
+                if remembered != fingerprint {
+                    return Err(key_reused(key, remembered.command, name));
+                }
+                let range = self.stored_range(key).await?.map_or((0, 0), |c| c.range());
+                return Ok(duplicate(range, name));
+            }
+            // Remembered from the replay, without what it carried: the store knows.
+            Some(None) => {
+                if let Some(stored) = self.stored_range(key).await? {
+                    return Self::retried(key, &stored, &fingerprint, name);
+                }
+            }
+            None => {}
         }
+        self.ensure_writable().await?;
         let now = self.clock.now();
         let watch = Stopwatch::start();
         let decision = match self.state.decide(command, now, self.travel.as_ref()) {
@@ -539,8 +700,8 @@ impl Engine {
             Err(rejection) => {
                 // A retry older than the key memory: refused now because it was applied
                 // then. The store knows.
-                if let Some(range) = self.stored_range(key).await? {
-                    return Ok(duplicate(range, name));
+                if let Some(stored) = self.stored_range(key).await? {
+                    return Self::retried(key, &stored, &fingerprint, name);
                 }
                 metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "rejected").increment(1);
                 return Err(EngineError::Rejected(rejection));
@@ -556,26 +717,47 @@ impl Engine {
                 duplicate: false,
             });
         }
+        self.commit(key, name, fingerprint, decision, now, &watch)
+            .await
+    }
+
+    /// Persists a decision's events (with the key, its fingerprint and the outbox), then
+    /// applies, publishes and runs its effects.
+    async fn commit(
+        &mut self,
+        key: &CommandKey,
+        name: &'static str,
+        fingerprint: Fingerprint,
+        decision: dispatch_core::Decision,
+        now: Timestamp,
+        watch: &Stopwatch,
+    ) -> Result<CommandReply, EngineError> {
         let outbox = journal::outbox_for(&self.state, &decision.events, &decision.effects);
         let encoded = journal::encode(&decision.events)
             .map_err(|e| EngineError::Storage(format!("cannot encode events: {e}")))?;
+        let digest = fingerprint.hex();
         let append = Append {
             command_key: key.as_str(),
             first_seq: self.last_seq + 1,
             recorded_at: now,
             events: &encoded,
             outbox: &outbox,
+            command: name,
+            fingerprint: &digest,
         };
         let (first_seq, last_seq) = match self.store.append(&append).await {
             Ok(range) => range,
             // An old retry whose command still fits the state: the key was stored before.
             Err(StoreError::DuplicateKey(_)) => {
-                let range = self.stored_range(key).await?.unwrap_or((0, 0));
-                return Ok(duplicate(range, name));
+                return match self.stored_range(key).await? {
+                    Some(stored) => Self::retried(key, &stored, &fingerprint, name),
+                    None => Ok(duplicate((0, 0), name)),
+                };
             }
             Err(e) => {
                 metrics::counter!("regula_engine_commands_total", "command" => name, "result" => "storage_error").increment(1);
-                tracing::error!(error = %e, command = name, "cannot store events; command not applied");
+                tracing::error!(error = %e, command = name, "cannot store events; command not applied, nothing more is acknowledged until the store answers again");
+                self.store_failed(&e);
                 return Err(EngineError::Storage(e.to_string()));
             }
         };
@@ -585,8 +767,10 @@ impl Engine {
                 tracing::error!(error = %e, "stored event did not apply");
             }
         }
-        self.recent_keys.insert(key.as_str(), now);
+        self.recent_keys
+            .insert(key.as_str(), Some(fingerprint), now);
         self.last_seq = last_seq;
+        self.status.send_modify(|status| status.last_seq = last_seq);
         if let Some(snapshots) = &self.snapshots {
             snapshots.follow(last_seq, now, &decision.events);
         }
@@ -616,10 +800,142 @@ impl Engine {
         })
     }
 
-    /// Where a stored command's events are, if the key was ever applied.
-    async fn stored_range(&self, key: &CommandKey) -> Result<Option<(u64, u64)>, EngineError> {
+    /// A key that is in the store: the same command again is a duplicate; another command
+    /// under it is refused. Keys stored before fingerprints were kept match on the key.
+    fn retried(
+        key: &CommandKey,
+        stored: &StoredCommand,
+        fingerprint: &Fingerprint,
+        name: &'static str,
+    ) -> Result<CommandReply, EngineError> {
+        if let Some(digest) = &stored.fingerprint
+            && !fingerprint.matches_hex(digest)
+        {
+            let original = stored.command.clone().unwrap_or_else(|| "unknown".into());
+            return Err(key_reused(key, &original, name));
+        }
+        Ok(duplicate(stored.range(), name))
+    }
+
+    /// Records a failed write: nothing more is acknowledged until [`Engine::ensure_writable`]
+    /// has seen the store answer on a fresh connection.
+    fn store_failed(&mut self, error: &StoreError) {
+        let reason = error.to_string();
+        match error {
+            StoreError::Fenced(_) | StoreError::InUse { .. } => self.fail(reason),
+            _ => {
+                if !matches!(self.health, StoreHealth::Failed(_)) {
+                    self.health = StoreHealth::Broken(reason.clone());
+                    self.set_status("recovering", Some(reason));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        tracing::error!(%reason, "the event log cannot be written by this server any more; every command is refused until it is restarted");
+        self.health = StoreHealth::Failed(reason.clone());
+        self.set_status("failed", Some(reason));
+    }
+
+    fn set_status(&self, state: &'static str, reason: Option<String>) {
+        let last_seq = self.last_seq;
+        self.status.send_replace(EngineStatus {
+            state,
+            reason,
+            last_seq,
+        });
+    }
+
+    /// Before a write after a failure: a verified connection must show where the log
+    /// ends. Where it ends where this engine thinks, writing resumes; further on (the
+    /// failed write was stored after all: a COMMIT whose answer was lost), the engine
+    /// applies and publishes what is there first; before (events this engine acknowledged
+    /// are gone), it refuses everything from now on.
+    async fn ensure_writable(&mut self) -> Result<(), EngineError> {
+        match &self.health {
+            StoreHealth::Healthy => return Ok(()),
+            StoreHealth::Failed(reason) => return Err(EngineError::Storage(reason.clone())),
+            StoreHealth::Broken(_) => {}
+        }
+        let stored = match self.store.recover().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.store_failed(&e);
+                return Err(EngineError::Storage(e.to_string()));
+            }
+        };
+        match stored.cmp(&self.last_seq) {
+            std::cmp::Ordering::Equal => {}
+            std::cmp::Ordering::Greater => {
+                if let Err(e) = self.catch_up().await {
+                    self.store_failed(&e);
+                    return Err(EngineError::Storage(e.to_string()));
+                }
+            }
+            std::cmp::Ordering::Less => {
+                self.fail(format!(
+                    "the log ends at event {stored} but this server acknowledged events up to {}; acknowledged events are missing from the store",
+                    self.last_seq
+                ));
+                return Err(EngineError::Storage(
+                    "the event log lost acknowledged events".into(),
+                ));
+            }
+        }
+        tracing::info!(
+            last_seq = self.last_seq,
+            "the event log answers again; commands are acknowledged again"
+        );
+        self.health = StoreHealth::Healthy;
+        self.set_status("ok", None);
+        Ok(())
+    }
+
+    /// Applies and publishes the events stored after `last_seq` (a write whose success was
+    /// not reported).
+    async fn catch_up(&mut self) -> Result<(), StoreError> {
+        let mut stored = Vec::new();
         self.store
-            .command_range(key.as_str())
+            .replay_after(self.last_seq, |event| {
+                stored.push(event);
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+        for event in stored {
+            let decoded = journal::decode(&event).map_err(|reason| StoreError::Corrupt {
+                seq: event.seq,
+                reason,
+            })?;
+            self.state
+                .apply(event.recorded_at, &decoded)
+                .map_err(|e| StoreError::Corrupt {
+                    seq: event.seq,
+                    reason: e.to_string(),
+                })?;
+            self.recent_keys
+                .insert(&event.command_key, None, event.recorded_at);
+            self.last_seq = event.seq;
+            if let Some(snapshots) = &self.snapshots {
+                snapshots.follow(event.seq, event.recorded_at, std::slice::from_ref(&decoded));
+            }
+            tracing::warn!(
+                seq = event.seq,
+                "an event whose write was reported failed is in the log; applied now"
+            );
+            let _ = self.published.send(Published::Event {
+                seq: event.seq,
+                at: event.recorded_at,
+                event: Box::new(decoded),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where a stored command's events are, if the key was ever applied.
+    async fn stored_range(&self, key: &CommandKey) -> Result<Option<StoredCommand>, EngineError> {
+        self.store
+            .stored_command(key.as_str())
             .await
             .map_err(|e| EngineError::Storage(e.to_string()))
     }
@@ -684,9 +1000,18 @@ impl Engine {
             }
             let ((at, identity), timer) = entry.remove_entry();
             self.timer_index.remove(&identity);
-            let key = CommandKey(format!("timer:{identity}:{}", at.as_millis()));
-            if let Err(e) = self.execute(&key, &timer.command()).await {
-                tracing::warn!(error = %e, "timer command failed");
+            let key = CommandKey::internal(format!("timer:{identity}:{}", at.as_millis()));
+            match self.execute(&key, &timer.command()).await {
+                Ok(_) => {}
+                Err(EngineError::Storage(e)) => {
+                    // Not stored: the timer stays armed and fires again at the next tick
+                    // once the store answers.
+                    tracing::warn!(error = %e, "timer command not stored; kept for the next tick");
+                    self.timers.insert((at, identity.clone()), timer);
+                    self.timer_index.insert(identity, at);
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "timer command failed"),
             }
             fired += 1;
         }

@@ -40,7 +40,7 @@ struct Serialised {
 pub struct Snapshotter {
     events: Option<mpsc::Sender<Message>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    saver: Option<tokio::task::JoinHandle<()>>,
+    saver: Option<tokio::task::JoinHandle<bool>>,
 }
 
 impl Snapshotter {
@@ -59,6 +59,8 @@ impl Snapshotter {
             .name("regula-snapshots".into())
             .spawn(move || follow(state, last_seq, saved_seq, every, &incoming, &serialised))?;
         let saver = tokio::spawn(async move {
+            // Whether the newest snapshot asked for is stored (checked at stop).
+            let mut newest_saved = true;
             while let Some(snapshot) = to_save.recv().await {
                 let watch = Stopwatch::start();
                 match store
@@ -70,17 +72,23 @@ impl Snapshotter {
                     )
                     .await
                 {
-                    Ok(()) => tracing::info!(
-                        seq = snapshot.last_seq,
-                        bytes = snapshot.json.len(),
-                        millis = u64::try_from(watch.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        "snapshot saved"
-                    ),
+                    // The store returns only once the snapshot's row is committed.
+                    Ok(()) => {
+                        newest_saved = true;
+                        tracing::info!(
+                            seq = snapshot.last_seq,
+                            bytes = snapshot.json.len(),
+                            millis = u64::try_from(watch.elapsed().as_millis()).unwrap_or(u64::MAX),
+                            "snapshot saved"
+                        );
+                    }
                     Err(e) => {
+                        newest_saved = false;
                         tracing::warn!(error = %e, seq = snapshot.last_seq, "snapshot not saved");
                     }
                 }
             }
+            newest_saved
         });
         Ok(Self {
             events: Some(events),
@@ -102,16 +110,29 @@ impl Snapshotter {
     }
 
     /// Stops following: the follower applies what it has, saves a last snapshot if it is
-    /// ahead of the newest one, and this returns once that is stored.
-    pub async fn stop(mut self, at: Timestamp) {
+    /// ahead of the newest one, and this returns once that is stored: `true` when the
+    /// newest snapshot asked for is in the store (a snapshot is only a cache: when it is
+    /// not, the next start replays more of the log).
+    pub async fn stop(mut self, at: Timestamp) -> bool {
         if let Some(sender) = self.events.take() {
             let _ = sender.send(Message::Stop(at));
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        match self.saver.take() {
+            Some(saver) => saver.await.unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
+impl Drop for Snapshotter {
+    /// Dropped without [`Snapshotter::stop`] (the engine task aborted): the saver lets go of
+    /// the store now instead of waiting for the follower to notice.
+    fn drop(&mut self) {
         if let Some(saver) = self.saver.take() {
-            let _ = saver.await;
+            saver.abort();
         }
     }
 }

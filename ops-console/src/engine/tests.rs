@@ -30,7 +30,13 @@ impl Fixture {
         }
     }
 
-    async fn engine(&self) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+    async fn engine(
+        &self,
+    ) -> (
+        EngineHandle,
+        tokio::task::JoinHandle<EngineExit>,
+        ReplayStats,
+    ) {
         start_with(self, EngineConfig::default()).await
     }
 }
@@ -121,7 +127,7 @@ async fn events_are_stored_before_subscribers_see_them() {
     assert_eq!(seq, 1);
     assert_eq!(event.name(), "unit_registered");
     // A second reader of the same file already sees it.
-    let reader = EventStore::open(&fixture.location).await.unwrap();
+    let reader = EventStore::inspect(&fixture.location).await.unwrap();
     assert_eq!(reader.summary().await.unwrap().last_seq, 1);
 }
 
@@ -163,7 +169,7 @@ async fn a_refused_command_stores_nothing_and_says_why() {
             id: "TAB-9999".into()
         })
     );
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     assert_eq!(store.summary().await.unwrap().events, 0);
     // The key was not consumed: the same key can carry a valid command later.
     let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
@@ -195,7 +201,7 @@ async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
         "the acceptance deadline and the unit's GPS watch are re-armed"
     );
     assert_eq!(snapshot(&handle).await, before);
-    let again = handle
+    let error = handle
         .command(
             key("open"),
             Command::CloseIncident {
@@ -204,8 +210,11 @@ async fn a_restart_replays_the_log_into_the_same_state_and_remembers_keys() {
             },
         )
         .await
-        .unwrap();
-    assert!(again.duplicate, "keys survive a restart");
+        .unwrap_err();
+    assert!(
+        matches!(&error, EngineError::KeyReused { original, .. } if original == "open_incident"),
+        "keys survive a restart, with the command they named: {error}"
+    );
 }
 
 #[tokio::test]
@@ -248,40 +257,137 @@ async fn an_unaccepted_offer_escalates_when_the_engine_clock_passes_the_deadline
 }
 
 #[tokio::test]
-async fn a_storage_failure_leaves_the_state_untouched_and_is_reported() {
+async fn a_second_writer_on_one_log_is_refused_naming_the_first() {
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let error = EventStore::open(&fixture.location).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("in use by"), "{message}");
+    assert!(
+        message.contains(&format!("pid={}", std::process::id())),
+        "{message}"
+    );
+    // The first goes on.
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    handle
+        .command(key("one"), city.fleet(1).into_iter().next().unwrap())
+        .await
+        .unwrap();
+}
+
+/// A SQLite connection of its own on the engine's log, bypassing the writer lock: what a
+/// careless tool (or a second server without the lock) would do.
+async fn raw_connection(fixture: &Fixture) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    let StoreLocation::Sqlite(path) = &fixture.location else {
+        unreachable!()
+    };
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_write_is_refused_and_nothing_is_acknowledged_until_the_store_answers() {
+    use sqlx::Connection;
     let fixture = Fixture::new();
     let (handle, _task, _) = fixture.engine().await;
     let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
-    let mut fleet = city.fleet(2).into_iter();
+    let mut fleet = city.fleet(3).into_iter();
     handle
         .command(key("one"), fleet.next().unwrap())
         .await
         .unwrap();
     let before = snapshot(&handle).await;
-    // Another writer takes position 2: the engine's append must fail, not interleave.
-    let intruder = EventStore::open(&fixture.location).await.unwrap();
-    intruder
-        .append(&crate::store::Append {
-            command_key: "intruder",
-            first_seq: 2,
-            recorded_at: fixture.clock.now(),
-            events: &journal::encode(&[Event::UnitAvailable {
-                unit: UnitId::new("TAB-0001").unwrap(),
-            }])
-            .unwrap(),
-            outbox: &[],
-        })
+    // Another connection holds SQLite's write lock: the engine's append times out.
+    let mut blocker = raw_connection(&fixture).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
         .await
         .unwrap();
+    let two = fleet.next().unwrap();
+    let error = handle.command(key("two"), two.clone()).await.unwrap_err();
+    assert!(matches!(error, EngineError::Storage(_)), "{error}");
+    assert_eq!(snapshot(&handle).await, before, "nothing was applied");
+    let status = handle.status();
+    assert_eq!(status.state, "recovering", "{status:?}");
+    assert!(!status.ready());
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.close().await.unwrap();
+    // The store answers again: the same key is applied now, as a new command at seq 2.
+    let reply = handle.command(key("two"), two).await.unwrap();
+    assert!(!reply.duplicate);
+    assert_eq!(reply.first_seq, 2);
+    assert!(handle.status().ready());
+    let reader = EventStore::inspect(&fixture.location).await.unwrap();
+    assert_eq!(reader.summary().await.unwrap().last_seq, reply.last_seq);
+}
+
+#[tokio::test]
+async fn an_event_stored_behind_the_engines_back_is_applied_before_anything_else_is_written() {
+    use sqlx::Connection;
+    let fixture = Fixture::new();
+    let (handle, _task, _) = fixture.engine().await;
+    let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
+    let mut fleet = city.fleet(3).into_iter();
+    handle
+        .command(key("one"), fleet.next().unwrap())
+        .await
+        .unwrap();
+    let mut events = handle.subscribe();
+    // Event 2 reaches the log without the engine (as when a COMMIT succeeded but its
+    // answer was lost).
+    let hidden = fleet.next().unwrap();
+    let Command::RegisterUnit { registration } = &hidden else {
+        unreachable!()
+    };
+    let hidden_id = registration.id.clone();
+    let payload = journal::encode(&[Event::UnitRegistered {
+        registration: registration.clone(),
+    }])
+    .unwrap();
+    let mut raw = raw_connection(&fixture).await;
+    sqlx::query(
+        "INSERT INTO events (seq, recorded_at_ms, command_key, kind, version, payload) \
+         VALUES (2, $1, 'hidden', $2, $3, $4)",
+    )
+    .bind(fixture.clock.now().as_millis())
+    .bind(payload[0].kind)
+    .bind(i64::from(payload[0].version))
+    .bind(&payload[0].payload)
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+    // The engine's append at 2 finds the log elsewhere: refused, nothing applied.
+    let three = fleet.next().unwrap();
     let error = handle
-        .command(key("two"), fleet.next().unwrap())
+        .command(key("three"), three.clone())
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, EngineError::Storage(m) if m.contains("only one engine may own a log")),
+        matches!(&error, EngineError::Storage(m) if m.contains("another writer")),
         "{error}"
     );
-    assert_eq!(snapshot(&handle).await, before);
+    // The retry first applies and publishes event 2, then stores the command at 3.
+    let reply = handle.command(key("three"), three).await.unwrap();
+    assert_eq!((reply.first_seq, reply.last_seq), (3, 3));
+    let state = snapshot(&handle).await;
+    assert!(state.units().any(|u| u.registration.id == hidden_id));
+    let mut seqs = Vec::new();
+    while let Ok(item) = events.try_recv() {
+        if let Published::Event { seq, .. } = item {
+            seqs.push(seq);
+        }
+    }
+    assert_eq!(
+        seqs,
+        [2, 3],
+        "each sequence number is published once, in order"
+    );
 }
 
 #[tokio::test]
@@ -329,7 +435,7 @@ async fn a_completed_transfer_leaves_a_record_in_the_outbox_for_the_patients_eps
             .await
             .unwrap();
     }
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     let pending = store.pending_outbox(10).await.unwrap();
     let kinds: Vec<&str> = pending.iter().map(|m| m.kind.as_str()).collect();
     assert_eq!(kinds, ["pre_alert", "transfer_record"]);
@@ -413,7 +519,7 @@ async fn a_referral_reaches_the_patients_eps_with_what_it_needs_to_call_back() {
         )
         .await
         .unwrap();
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     let pending = store.pending_outbox(10).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].kind, "referral");
@@ -434,7 +540,7 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
         snapshot_every: 0,
         ..EngineConfig::default()
     };
-    let (handle, _task, _) = start_with(&fixture, config.clone()).await;
+    let (handle, task, _) = start_with(&fixture, config.clone()).await;
     let mut city = SyntheticCity::new(BOGOTA_URBAN, 1);
     let register = city.fleet(1).remove(0);
     let Command::RegisterUnit { registration } = &register else {
@@ -467,6 +573,7 @@ async fn a_retry_older_than_the_key_memory_is_recognised_by_the_store() {
     assert_eq!(again.first_seq, off_reply.first_seq);
     assert_eq!(snapshot(&handle).await, before);
     drop(handle);
+    task.await.unwrap();
 
     // After a restart only the recent keys are in memory.
     let (engine, stats) = started(&fixture, config).await;
@@ -495,7 +602,11 @@ async fn started(fixture: &Fixture, config: EngineConfig) -> (Engine, ReplayStat
 async fn start_with(
     fixture: &Fixture,
     config: EngineConfig,
-) -> (EngineHandle, tokio::task::JoinHandle<()>, ReplayStats) {
+) -> (
+    EngineHandle,
+    tokio::task::JoinHandle<EngineExit>,
+    ReplayStats,
+) {
     let (engine, stats) = started(fixture, config).await;
     let (handle, task) = engine.spawn();
     (handle, task, stats)
@@ -512,7 +623,7 @@ async fn a_restart_resumes_from_the_latest_snapshot_and_replays_only_what_follow
     let incident = small_city(&handle).await;
     let state = snapshot(&handle).await;
     // The follower saves one every 4 events while the engine runs.
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     let mut waited = 0;
     while store.latest_snapshot().await.unwrap().is_none() {
         assert!(waited < 500, "no snapshot saved while running");
@@ -547,6 +658,17 @@ async fn a_restart_resumes_from_the_latest_snapshot_and_replays_only_what_follow
     task.abort();
     let _ = task.await;
     drop(handle);
+    // The dropped engine's parts let go of the log a moment later (a killed process would
+    // at once).
+    for _ in 0..200 {
+        match EventStore::open(&fixture.location).await {
+            Ok(store) => {
+                store.close().await;
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
     let (handle, _task, replay) = start_with(&fixture, config).await;
     assert_eq!(replay.snapshot, Some(saved.last_seq));
     assert!(replay.events >= 1, "{replay:?}");
@@ -566,7 +688,7 @@ async fn an_unusable_snapshot_is_skipped_and_the_whole_log_replayed() {
     let last_seq = state_last_seq(&fixture).await;
     drop(handle);
     task.await.unwrap();
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     assert!(store.latest_snapshot().await.unwrap().is_none());
     let at = fixture.clock.now();
     for (seq, format, json) in [
@@ -583,7 +705,12 @@ async fn an_unusable_snapshot_is_skipped_and_the_whole_log_replayed() {
             serde_json::to_string(&Dispatch::new(dispatch_core::Policy::default())).unwrap(),
         ),
     ] {
-        store.save_snapshot(seq, at, format, &json).await.unwrap();
+        {
+            // A writer of its own, closed before the engine takes the log.
+            let writer = EventStore::open(&fixture.location).await.unwrap();
+            writer.save_snapshot(seq, at, format, &json).await.unwrap();
+            writer.close().await;
+        }
         let (handle, task, replay) = start_with(&fixture, no_snapshots.clone()).await;
         assert_eq!(replay.snapshot, None, "snapshot {seq} should be skipped");
         assert_eq!(replay.events, last_seq);
@@ -594,7 +721,7 @@ async fn an_unusable_snapshot_is_skipped_and_the_whole_log_replayed() {
 }
 
 async fn state_last_seq(fixture: &Fixture) -> u64 {
-    EventStore::open(&fixture.location)
+    EventStore::inspect(&fixture.location)
         .await
         .unwrap()
         .summary()
@@ -618,6 +745,8 @@ async fn a_log_that_does_not_replay_stops_the_start_with_the_event_named() {
             }])
             .unwrap(),
             outbox: &[],
+            command: "test",
+            fingerprint: "",
         })
         .await
         .unwrap();
@@ -701,7 +830,7 @@ async fn a_unit_silent_on_gps_is_flagged_to_operators_on_the_engine_clock() {
     };
     assert!(message.contains(unit.as_str()), "{message}");
     // Alerts are derived, not stored: nothing was added to the log.
-    let store = EventStore::open(&fixture.location).await.unwrap();
+    let store = EventStore::inspect(&fixture.location).await.unwrap();
     let before = store.summary().await.unwrap().events;
     fixture.clock.advance(TravelTime::from_minutes(3));
     assert_eq!(handle.fire_due_timers().await.unwrap(), 1, "watched again");
