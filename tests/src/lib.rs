@@ -160,33 +160,39 @@ fn read_url(stdout: &mut impl BufRead) -> Option<String> {
     }
 }
 
-/// A minimal HTTP/1.1 GET over a plain TCP stream: (status, headers, body).
-pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)
-        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+/// The tests' HTTP client (one per process: connections are reused).
+fn client() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
+    })
 }
 
-/// A minimal HTTP/1.1 request with a JSON body over a plain TCP stream: (status, body).
+/// A GET: (status, headers as `name: value` lines, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    let response = client()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path} on {addr} failed: {e}"));
+    let status = response.status().as_u16();
+    let head = response
+        .headers()
+        .iter()
+        .fold(String::new(), |mut head, (name, value)| {
+            use std::fmt::Write as _;
+            let _ = write!(head, "{name}: {}\r\n", value.to_str().unwrap_or(""));
+            head
+        });
+    let body = response
+        .text()
+        .unwrap_or_else(|e| panic!("GET {path}: unreadable body: {e}"));
+    (status, head, body)
+}
+
+/// A request with a JSON body: (status, body).
 pub fn http_send_json(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     http_request(
         addr,
@@ -197,7 +203,7 @@ pub fn http_send_json(addr: &str, method: &str, path: &str, body: &str) -> (u16,
     )
 }
 
-/// A minimal HTTP/1.1 request with extra headers over a plain TCP stream: (status, body).
+/// A request with extra headers: (status, body).
 pub fn http_request(
     addr: &str,
     method: &str,
@@ -205,32 +211,20 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    use std::fmt::Write as _;
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)
-        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut head = String::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .unwrap_or_else(|e| panic!("bad method {method}: {e}"));
+    let mut request = client()
+        .request(method.clone(), format!("http://{addr}{path}"))
+        .body(body.to_owned());
     for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
+        request = request.header(*name, *value);
     }
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
+    let response = request
+        .send()
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr} failed: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .unwrap_or_else(|e| panic!("{method} {path}: unreadable body: {e}"));
+    (status, body)
 }

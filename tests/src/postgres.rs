@@ -15,6 +15,8 @@ pub struct TempPostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres_user: bool,
+    port: u16,
+    options: String,
     /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication on loopback).
     pub url: String,
 }
@@ -133,6 +135,8 @@ impl TempPostgres {
             dir,
             bin,
             as_postgres_user,
+            port,
+            options,
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         };
         wait_ready(port);
@@ -142,6 +146,74 @@ impl TempPostgres {
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        if self.as_postgres_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(program));
+            c
+        } else {
+            Command::new(self.bin.join(program))
+        }
+    }
+
+    /// Stops the server now (`pg_ctl stop -m fast`: open sessions are ended), as an
+    /// outage would.
+    pub fn stop_now(&self) {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+        assert!(status.success(), "pg_ctl stop failed");
+    }
+
+    /// Starts the server again after [`TempPostgres::stop_now`], on the same port.
+    pub fn start_again(&self) {
+        let log = self.dir.path().join("postgres.log");
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-o", &self.options, "-l"])
+            .arg(log)
+            .args(["-w", "-t", "60", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+        assert!(status.success(), "pg_ctl start failed");
+        wait_ready(self.port);
+    }
+
+    /// Runs one SQL statement with `psql` and returns what it printed (unaligned, no
+    /// headers).
+    pub fn psql(&self, sql: &str) -> String {
+        // psql is a client: it need not run as the server's user, nor live beside it.
+        let output = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "postgres", "-At", "-c", sql])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        assert!(
+            output.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     fn stop(&self, data: &Path) {
