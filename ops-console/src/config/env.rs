@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::model::{DatabaseUrl, LogFilter, LogFormat, WebhookConfig, default_replay_window};
-use super::problems::{ConfigErrors, Problem, hint_for};
+use super::problems::{Problem, hint_for};
 use super::{
     Config, ENV_DATABASE_URL, ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_WEBHOOK_SECRET,
     MIN_WEBHOOK_SECRET_LEN,
@@ -32,10 +32,8 @@ impl<S: std::hash::BuildHasher> Environment for HashMap<String, String, S> {
     }
 }
 
-pub(super) fn apply_environment(
-    config: &mut Config,
-    env: &dyn Environment,
-) -> Result<(), ConfigErrors> {
+/// Applies the overrides to `config` and returns the problems with them.
+pub(super) fn apply_environment(config: &mut Config, env: &dyn Environment) -> Vec<Problem> {
     let mut problems = Vec::new();
     if let Some(value) = env.var(ENV_LOG_FORMAT) {
         match value.trim().to_ascii_lowercase().as_str() {
@@ -90,9 +88,5 @@ pub(super) fn apply_environment(
             }),
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(problems))
-    }
+    problems
 }

@@ -152,6 +152,20 @@ impl DatabaseUrl {
     }
 }
 
+impl DatabaseUrl {
+    /// The same URL with a relative SQLite path made relative to `base` (a PostgreSQL URL
+    /// or an absolute path is unchanged).
+    #[must_use]
+    pub fn relative_to(&self, base: &std::path::Path) -> Self {
+        match self.location() {
+            crate::store::StoreLocation::Sqlite(path) if path.is_relative() => {
+                Self(format!("sqlite:{}", base.join(path).display()))
+            }
+            _ => self.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location() {
@@ -225,7 +239,8 @@ impl DispatchConfig {
     }
 }
 
-/// `[server]`
+/// `[server]`: the HTTP door and its limits. Every limit has a default sized for one
+/// regulation centre and a metric when it is hit (`regula_http_refused_total{reason}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -233,6 +248,29 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Seconds to let requests in progress finish after SIGINT/SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// Seconds a client has to send a complete request head, counted from when the server
+    /// starts waiting for it: on a new connection (slowloris) and between requests on a
+    /// kept-alive one, so it is also the idle keep-alive limit. Then the connection is
+    /// closed (`reason="header_timeout"`).
+    pub header_read_timeout_seconds: u64,
+    /// HTTP connections open at once; a connection beyond it gets an immediate `503` with a
+    /// JSON body and is closed (`reason="connection_limit"`). WebSocket streams, once
+    /// upgraded, count against `stream_max_clients` instead.
+    pub max_connections: u32,
+    /// Largest request body in bytes; a larger one gets `413` with a JSON body
+    /// (`reason="body_too_large"`).
+    pub max_body_bytes: u32,
+    /// WebSocket stream clients at once; beyond, `503` JSON before upgrading
+    /// (`reason="stream_limit"`).
+    pub stream_max_clients: u32,
+    /// Largest WebSocket message (and frame) a stream client may send, in bytes; a larger
+    /// one closes the socket (`reason="stream_message_too_large"`).
+    pub stream_max_message_bytes: u32,
+    /// Seconds between the server's pings on a stream.
+    pub stream_ping_interval_seconds: u64,
+    /// A stream client from which nothing (pong or any message) arrives for this many
+    /// seconds is dropped (`reason="stream_dead_peer"`); more than the ping interval.
+    pub stream_dead_peer_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -240,6 +278,13 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace_seconds: 10,
+            header_read_timeout_seconds: 10,
+            max_connections: 1024,
+            max_body_bytes: 2 * 1024 * 1024,
+            stream_max_clients: 256,
+            stream_max_message_bytes: 64 * 1024,
+            stream_ping_interval_seconds: 20,
+            stream_dead_peer_seconds: 60,
         }
     }
 }
@@ -248,6 +293,25 @@ impl ServerConfig {
     /// The grace period as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// The limits of the HTTP door.
+    pub fn http_limits(&self) -> crate::server::HttpLimits {
+        crate::server::HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The limits of the WebSocket stream.
+    pub fn stream_limits(&self) -> crate::api::StreamLimits {
+        crate::api::StreamLimits {
+            max_clients: usize::try_from(self.stream_max_clients).unwrap_or(usize::MAX),
+            max_message_bytes: usize::try_from(self.stream_max_message_bytes).unwrap_or(usize::MAX),
+            ping_interval: Duration::from_secs(self.stream_ping_interval_seconds),
+            dead_peer_after: Duration::from_secs(self.stream_dead_peer_seconds),
+        }
     }
 }
 

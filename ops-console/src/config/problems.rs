@@ -48,6 +48,11 @@ impl fmt::Display for ConfigErrors {
 }
 
 pub(super) fn hint_for(key: &str) -> Option<&'static str> {
+    let key = if key.starts_with("feeds.") && key.ends_with(".token_sha256") {
+        "feeds.token_sha256"
+    } else {
+        key
+    };
     Some(match key {
         "server" | "log" | "store" | "dispatch" => {
             "a table, e.g. `[server]` on its own line followed by its keys"
@@ -77,6 +82,18 @@ pub(super) fn hint_for(key: &str) -> Option<&'static str> {
             "an IP address and port in quotes, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8080\""
         }
         "server.shutdown_grace_seconds" => "a whole number of seconds, e.g. 10",
+        "server.header_read_timeout_seconds" => "a whole number of seconds from 1 to 300, e.g. 10",
+        "server.max_connections" => "a whole number from 1 to 100000, e.g. 1024",
+        "server.max_body_bytes" => "a whole number of bytes from 1024 to 268435456, e.g. 2097152",
+        "server.stream_max_clients" => "a whole number from 1 to 10000, e.g. 256",
+        "server.stream_max_message_bytes" => {
+            "a whole number of bytes from 1024 to 16777216, e.g. 65536"
+        }
+        "server.stream_ping_interval_seconds" => "a whole number of seconds from 1 to 300, e.g. 20",
+        "server.stream_dead_peer_seconds" => {
+            "a whole number of seconds from 2 to 900, more than the ping interval, e.g. 60"
+        }
+        "webhook" => "a table `[webhook]` with `secret = \"…\"` (in quotes)",
         "log.format" => "\"text\" or \"json\"",
         "log.filter" => "a tracing filter in quotes, e.g. \"info\" or \"info,ops_console=debug\"",
         _ => return None,

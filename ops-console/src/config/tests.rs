@@ -279,3 +279,150 @@ fn sip_and_webhook_sections_are_optional_validated_and_secret() {
         "the secret stays out of Debug"
     );
 }
+
+#[test]
+fn unknown_keys_types_ranges_secrets_and_environment_are_reported_in_one_pass() {
+    let text = "\
+[server]
+listne = \"127.0.0.1:9000\"
+shutdown_grace_seconds = \"ten\"
+max_connections = 0
+
+[dispatch]
+recommendation_limit = 0
+
+[webhook]
+secret = \"short\"
+";
+    let mut env = no_env();
+    env.insert(ENV_LOG_FORMAT.into(), "yaml".into());
+    let errors = parse(text, &env).unwrap_err().0;
+    let keys: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("server.listne", Some(2)),
+            ("server.shutdown_grace_seconds", Some(3)),
+            ("server.max_connections", Some(4)),
+            ("dispatch.recommendation_limit", Some(7)),
+            ("webhook.secret", Some(10)),
+            (ENV_LOG_FORMAT, None),
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors.iter().all(|e| e.hint.is_some()), "{errors:#?}");
+}
+
+#[test]
+fn a_secret_typed_as_a_number_is_reported_without_its_value() {
+    for (text, key, digits) in [
+        (
+            "[webhook]\nsecret = 1234567890123456789\n",
+            "webhook.secret",
+            "1234567890123456789",
+        ),
+        // Too large for a TOML integer: a syntax error, still named by its key.
+        (
+            "[webhook]\nsecret = 12345678901234567890\n",
+            "webhook.secret",
+            "12345678901234567890",
+        ),
+        (
+            "[feeds.EPS037]\ntoken_sha256 = 98765432109876\n",
+            "feeds.EPS037.token_sha256",
+            "98765432109876",
+        ),
+    ] {
+        let errors = parse(text, &no_env()).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "no extra `missing field`: {errors:#?}");
+        assert_eq!(errors.0[0].key, key);
+        assert_eq!(errors.0[0].line, Some(2));
+        assert!(
+            errors.0[0].hint.as_deref().unwrap().contains("quotes"),
+            "{errors:#?}"
+        );
+        let shown = format!("{errors} {errors:?}");
+        assert!(!shown.contains(digits), "the secret leaked: {shown}");
+        assert!(
+            !shown.contains(&digits[..8]),
+            "part of the secret leaked: {shown}"
+        );
+    }
+}
+
+#[test]
+fn relative_paths_in_a_file_are_relative_to_its_directory() {
+    let text = "\
+[region]
+pack = \"../shared/data\"
+
+[routing]
+graph = \"bogota.graph\"
+profile = \"/etc/regula/profile.toml\"
+
+[store]
+database_url = \"sqlite:data/regula.db\"
+";
+    let base = std::path::Path::new("/srv/regula/conf");
+    let config = parse_at(text, &no_env(), base).unwrap();
+    assert_eq!(
+        config.region.unwrap().pack,
+        std::path::Path::new("/srv/regula/conf/../shared/data")
+    );
+    let routing = config.routing.unwrap();
+    assert_eq!(
+        routing.graph,
+        std::path::Path::new("/srv/regula/conf/bogota.graph")
+    );
+    assert_eq!(
+        routing.profile.unwrap(),
+        std::path::Path::new("/etc/regula/profile.toml"),
+        "absolute paths stay"
+    );
+    assert_eq!(
+        config.store.database_url.location(),
+        crate::store::StoreLocation::Sqlite("/srv/regula/conf/data/regula.db".into())
+    );
+    // Not written in the file: the default stays in the current directory, and the
+    // environment's value is taken as given.
+    let config = parse_at("", &no_env(), base).unwrap();
+    assert_eq!(
+        config.store.database_url.location(),
+        crate::store::StoreLocation::Sqlite("regula.db".into())
+    );
+    let mut env = no_env();
+    env.insert(ENV_DATABASE_URL.into(), "here.db".into());
+    let config = parse_at(text, &env, base).unwrap();
+    assert_eq!(
+        config.store.database_url.location(),
+        crate::store::StoreLocation::Sqlite("here.db".into())
+    );
+    // `parse` alone keeps them as written.
+    let config = parse(text, &no_env()).unwrap();
+    assert_eq!(
+        config.routing.unwrap().graph,
+        std::path::Path::new("bogota.graph")
+    );
+}
+
+#[test]
+fn http_and_stream_limits_are_range_checked() {
+    let text = "[server]\nheader_read_timeout_seconds = 0\nstream_ping_interval_seconds = 30\nstream_dead_peer_seconds = 30\nmax_body_bytes = 10\n";
+    let errors = parse(text, &no_env()).unwrap_err().0;
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.header_read_timeout_seconds",
+            "server.stream_dead_peer_seconds",
+            "server.max_body_bytes"
+        ],
+        "{errors:#?}"
+    );
+    let limits = parse("[server]\nmax_connections = 7\n", &no_env())
+        .unwrap()
+        .server
+        .http_limits();
+    assert_eq!(limits.max_connections, 7);
+}
