@@ -412,7 +412,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
@@ -510,5 +510,227 @@ mod tests {
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         tx.send(()).unwrap();
         assert_eq!(task.await.unwrap().unwrap(), Stopped::Drained);
+    }
+
+    /// Resident memory of this process (the server under test runs in it), in KiB.
+    pub(crate) fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Starts `app` on loopback with `limits`; dropping the sender stops it.
+    async fn start(
+        app: Router,
+        limits: HttpLimits,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+            limits,
+        ));
+        (addr, tx)
+    }
+
+    /// Sends raw bytes and reads the whole reply (the request asks to close).
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut reply))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+
+    fn json_body(reply: &str) -> serde_json::Value {
+        let (_, body) = reply.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {reply}"))
+    }
+
+    #[tokio::test]
+    async fn a_thousand_half_open_connections_are_closed_while_normal_requests_succeed() {
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(1),
+            max_connections: 2_000,
+            ..HttpLimits::default()
+        };
+        let (addr, _stop) = start(app(), limits).await;
+        let before = rss_kib();
+        let mut slow = Vec::with_capacity(1_000);
+        for _ in 0..1_000 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // A request head that never ends.
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        let during = rss_kib();
+        let reply = exchange(addr, HEALTH).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        for mut stream in slow {
+            let mut reply = Vec::new();
+            // Closed (end of stream, or a reset): either way not left hanging.
+            let _closed =
+                tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut reply))
+                    .await
+                    .expect("a half-open connection must be closed by the server");
+            let reply = String::from_utf8_lossy(&reply);
+            assert!(!reply.starts_with("HTTP/1.1 200"), "{reply}");
+        }
+        let reply = exchange(addr, HEALTH).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let after = rss_kib();
+        println!(
+            "RSS half-open flood: before {before} KiB, with 1000 open {during} KiB, after {after} KiB"
+        );
+        let metrics = crate::telemetry::metrics_handle().render();
+        assert!(
+            metrics.contains(r#"regula_http_refused_total{reason="header_timeout"}"#),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(1),
+            ..HttpLimits::default()
+        };
+        let (addr, _stop) = start(app(), limits).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The first answer comes, then nothing more is asked: the server closes.
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut reply))
+            .await
+            .expect("an idle kept-alive connection must be closed")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn a_body_above_the_limit_gets_413_in_json_and_a_wrong_method_405_in_json() {
+        let api = Router::new().route(
+            "/echo",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        );
+        let http = HttpLimits {
+            max_body_bytes: 1024,
+            ..HttpLimits::default()
+        };
+        let state = AppState::new(crate::telemetry::metrics_handle())
+            .with_limits(&http, crate::api::StreamLimits::default());
+        let (addr, _stop) = start(router(state, api), http).await;
+
+        let small = exchange(
+            addr,
+            b"POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello",
+        )
+        .await;
+        assert!(small.starts_with("HTTP/1.1 200"), "{small}");
+
+        let body = "x".repeat(4096);
+        let large = exchange(
+            addr,
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(large.starts_with("HTTP/1.1 413"), "{large}");
+        assert!(
+            large
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{large}"
+        );
+        assert_eq!(
+            json_body(&large)["error"]["code"],
+            "body_too_large",
+            "{large}"
+        );
+
+        let wrong = exchange(
+            addr,
+            b"DELETE /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(wrong.starts_with("HTTP/1.1 405"), "{wrong}");
+        assert!(wrong.to_ascii_lowercase().contains("allow: get"), "{wrong}");
+        assert_eq!(
+            json_body(&wrong)["error"]["code"],
+            "method_not_allowed",
+            "{wrong}"
+        );
+
+        let missing = exchange(
+            addr,
+            b"GET /nothing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            json_body(&missing)["error"]["code"],
+            "not_found",
+            "{missing}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_are_refused_at_once_with_503_json() {
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(60),
+            max_connections: 3,
+            ..HttpLimits::default()
+        };
+        let (addr, _stop) = start(app(), limits).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // One full request each, so the server has surely taken them in.
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 12];
+            stream.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"HTTP/1.1 200");
+            held.push(stream);
+        }
+        let refused = exchange(addr, HEALTH).await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert_eq!(json_body(&refused)["error"]["code"], "too_many_connections");
+
+        // A place frees when a connection closes.
+        drop(held.pop());
+        let mut answered = false;
+        for _ in 0..200 {
+            if exchange(addr, HEALTH).await.starts_with("HTTP/1.1 200") {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(answered, "a freed place must be usable");
     }
 }
