@@ -138,11 +138,11 @@ async fn not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no encontrado / not found".to_owned(),
+        "no encontrado / not found",
     )
 }
 
-fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({"error": {"code": code, "message": message}})),
@@ -267,18 +267,15 @@ pub async fn serve(
                         continue;
                     }
                 };
-                match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        connections.spawn(serve_connection(
-                            stream, peer, app.clone(), limits.header_read_timeout,
-                            stop_rx.clone(), permit,
-                        ));
-                    }
-                    Err(_) => {
-                        count_refused("connection_limit");
-                        if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                            tokio::spawn(refuse(stream, slot));
-                        }
+                if let Ok(permit) = permits.clone().try_acquire_owned() {
+                    connections.spawn(serve_connection(
+                        stream, peer, app.clone(), limits.header_read_timeout,
+                        stop_rx.clone(), permit,
+                    ));
+                } else {
+                    count_refused("connection_limit");
+                    if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                        tokio::spawn(refuse(stream, slot));
                     }
                 }
             }
@@ -586,7 +583,7 @@ pub(crate) mod tests {
             let mut reply = Vec::new();
             // Closed (end of stream, or a reset): either way not left hanging.
             let _closed =
-                tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut reply))
+                tokio::time::timeout(Duration::from_mins(1), stream.read_to_end(&mut reply))
                     .await
                     .expect("a half-open connection must be closed by the server");
             let reply = String::from_utf8_lossy(&reply);
@@ -619,7 +616,7 @@ pub(crate) mod tests {
             .unwrap();
         // The first answer comes, then nothing more is asked: the server closes.
         let mut reply = Vec::new();
-        tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut reply))
+        tokio::time::timeout(Duration::from_mins(1), stream.read_to_end(&mut reply))
             .await
             .expect("an idle kept-alive connection must be closed")
             .unwrap();
@@ -699,7 +696,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn connections_beyond_the_cap_are_refused_at_once_with_503_json() {
         let limits = HttpLimits {
-            header_read_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_mins(1),
             max_connections: 3,
             ..HttpLimits::default()
         };

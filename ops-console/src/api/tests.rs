@@ -545,7 +545,7 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut seen = Vec::new();
     let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_mins(1),
         stream.read_to_end(&mut seen),
     )
     .await
@@ -568,7 +568,7 @@ async fn a_stream_frame_above_the_limit_closes_the_socket() {
         .unwrap();
     let mut closed = false;
     for _ in 0..100 {
-        match tokio::time::timeout(std::time::Duration::from_secs(60), socket.next())
+        match tokio::time::timeout(std::time::Duration::from_mins(1), socket.next())
             .await
             .expect("the server must close the socket")
         {

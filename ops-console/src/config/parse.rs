@@ -230,60 +230,7 @@ fn check_ranges(
             format!("{} is outside 1–20", d.recommendation_limit),
         );
     }
-    let s = &config.server;
-    for (key, value, range) in [
-        (
-            "server.header_read_timeout_seconds",
-            s.header_read_timeout_seconds,
-            1..=300,
-        ),
-        (
-            "server.max_connections",
-            u64::from(s.max_connections),
-            1..=100_000,
-        ),
-        (
-            "server.max_body_bytes",
-            u64::from(s.max_body_bytes),
-            1024..=268_435_456,
-        ),
-        (
-            "server.stream_max_clients",
-            u64::from(s.stream_max_clients),
-            1..=10_000,
-        ),
-        (
-            "server.stream_max_message_bytes",
-            u64::from(s.stream_max_message_bytes),
-            1024..=16_777_216,
-        ),
-        (
-            "server.stream_ping_interval_seconds",
-            s.stream_ping_interval_seconds,
-            1..=300,
-        ),
-        (
-            "server.stream_dead_peer_seconds",
-            s.stream_dead_peer_seconds,
-            2..=900,
-        ),
-    ] {
-        if !range.contains(&value) {
-            out_of_range(
-                key,
-                format!("{value} is outside {}–{}", range.start(), range.end()),
-            );
-        }
-    }
-    if s.stream_dead_peer_seconds <= s.stream_ping_interval_seconds {
-        out_of_range(
-            "server.stream_dead_peer_seconds",
-            format!(
-                "{} s is not more than the ping interval ({} s): every client would be dropped",
-                s.stream_dead_peer_seconds, s.stream_ping_interval_seconds
-            ),
-        );
-    }
+    problems.extend(check_server(config, document, text));
     if let Some(sip) = &config.sip
         && let Err(errors) = sip.validate()
     {
@@ -347,6 +294,78 @@ fn check_ranges(
                 }
             }
         }
+    }
+    problems
+}
+
+/// Checks the `[server]` limits.
+fn check_server(
+    config: &Config,
+    document: &toml_edit::Document<String>,
+    text: &str,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut out_of_range = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.to_owned(),
+            line: key_line(document, text, key),
+            message,
+            hint: hint_for(key).map(str::to_owned),
+        });
+    };
+    let s = &config.server;
+    for (key, value, range) in [
+        (
+            "server.header_read_timeout_seconds",
+            s.header_read_timeout_seconds,
+            1..=300,
+        ),
+        (
+            "server.max_connections",
+            u64::from(s.max_connections),
+            1..=100_000,
+        ),
+        (
+            "server.max_body_bytes",
+            u64::from(s.max_body_bytes),
+            1024..=268_435_456,
+        ),
+        (
+            "server.stream_max_clients",
+            u64::from(s.stream_max_clients),
+            1..=10_000,
+        ),
+        (
+            "server.stream_max_message_bytes",
+            u64::from(s.stream_max_message_bytes),
+            1024..=16_777_216,
+        ),
+        (
+            "server.stream_ping_interval_seconds",
+            s.stream_ping_interval_seconds,
+            1..=300,
+        ),
+        (
+            "server.stream_dead_peer_seconds",
+            s.stream_dead_peer_seconds,
+            2..=900,
+        ),
+    ] {
+        if !range.contains(&value) {
+            out_of_range(
+                key,
+                format!("{value} is outside {}–{}", range.start(), range.end()),
+            );
+        }
+    }
+    if s.stream_dead_peer_seconds <= s.stream_ping_interval_seconds {
+        out_of_range(
+            "server.stream_dead_peer_seconds",
+            format!(
+                "{} s is not more than the ping interval ({} s): every client would be dropped",
+                s.stream_dead_peer_seconds, s.stream_ping_interval_seconds
+            ),
+        );
     }
     problems
 }
