@@ -23,9 +23,14 @@
 //! - `GET /api/v1/stream` — a WebSocket of stored events and alerts as they happen, each a
 //!   JSON text message `{"type": "event", "seq", "at", "event"}` or
 //!   `{"type": "alert", …}`; a subscriber that falls behind gets `{"type": "lagged",
-//!   "missed": n}` and should reload the views.
+//!   "missed": n}` and should reload the views. Limits ([`StreamLimits`], `[server]`): at
+//!   most `stream_max_clients` at once (beyond: `503` JSON before upgrading); a message or
+//!   frame from the client above `stream_max_message_bytes` (64 KiB) closes the socket; the
+//!   server pings every `stream_ping_interval_seconds` (20) and drops a client it has heard
+//!   nothing from — no pong, no message — for `stream_dead_peer_seconds` (60).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -33,14 +38,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use dispatch_core::ids::{IncidentId, TransferId, UnitId};
 use dispatch_core::model::CallStatus;
 use dispatch_core::recommend::DemandCell;
 use dispatch_core::{Command, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::engine::{CommandKey, EngineError, EngineHandle};
 
@@ -113,6 +118,22 @@ pub enum ApiError {
     },
     /// The idempotency key was used before for another command.
     KeyReused(String),
+    /// A per-client limit was reached (`429`): the code names the limit, the message says
+    /// what to do. Others are not affected.
+    Limited {
+        /// Machine-readable name of the limit.
+        code: &'static str,
+        /// What happened and what to do, for the operator.
+        message: String,
+    },
+    /// The server is at a capacity limit right now (`503`); retry later. Nothing is wrong
+    /// with storage.
+    Busy {
+        /// Machine-readable name of the limit.
+        code: &'static str,
+        /// What happened, for the operator.
+        message: String,
+    },
 }
 
 impl From<EngineError> for ApiError {
@@ -138,6 +159,8 @@ impl IntoResponse for ApiError {
             Self::Archived(message) => (StatusCode::GONE, "archived", message),
             Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message),
             Self::KeyReused(message) => (StatusCode::CONFLICT, "idempotency_key_reused", message),
+            Self::Limited { code, message } => (StatusCode::TOO_MANY_REQUESTS, code, message),
+            Self::Busy { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),
             Self::Rejected(rejection) => {
                 let status = match rejection {
                     Rejection::Unknown { .. } => StatusCode::NOT_FOUND,
@@ -498,12 +521,90 @@ async fn coverage(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(Json(report).into_response())
 }
 
-async fn stream(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
-    let events = state.engine.subscribe();
-    upgrade.on_upgrade(move |socket| forward(socket, events))
+/// The limits of the WebSocket stream (`[server]` `stream_*` keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Stream clients at once; beyond, `503` before upgrading.
+    pub max_clients: usize,
+    /// Largest message or frame a client may send; a larger one closes the socket. Clients
+    /// send nothing but control frames, so 64 KiB is ample.
+    pub max_message_bytes: usize,
+    /// The server pings this often.
+    pub ping_interval: Duration,
+    /// A client silent this long (no pong, no message) is dropped.
+    pub dead_peer_after: Duration,
 }
 
-async fn forward(mut socket: WebSocket, mut events: broadcast::Receiver<crate::engine::Published>) {
+impl Default for StreamLimits {
+    fn default() -> Self {
+        crate::config::ServerConfig::default().stream_limits()
+    }
+}
+
+/// The stream's limits with the count of clients connected, shared by every request
+/// (installed by [`crate::server::router`]).
+#[derive(Debug, Clone)]
+pub struct StreamGate {
+    limits: StreamLimits,
+    clients: Arc<Semaphore>,
+}
+
+impl StreamGate {
+    /// A gate with no client yet.
+    pub fn new(limits: StreamLimits) -> Self {
+        Self {
+            limits,
+            clients: Arc::new(Semaphore::new(limits.max_clients)),
+        }
+    }
+}
+
+async fn stream(
+    State(state): State<ApiState>,
+    gate: Option<Extension<StreamGate>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Without the server's gate (a router tested on its own), one default gate is shared.
+    static DEFAULT_GATE: std::sync::OnceLock<StreamGate> = std::sync::OnceLock::new();
+    let gate = gate.map_or_else(
+        || {
+            DEFAULT_GATE
+                .get_or_init(|| StreamGate::new(StreamLimits::default()))
+                .clone()
+        },
+        |Extension(gate)| gate,
+    );
+    let Ok(client) = gate.clients.clone().try_acquire_owned() else {
+        crate::server::count_refused("stream_limit");
+        return ApiError::Busy {
+            code: "too_many_streams",
+            message: format!(
+                "ya hay {} clientes del flujo conectados; reintente / {} stream clients are connected already; retry",
+                gate.limits.max_clients, gate.limits.max_clients
+            ),
+        }
+        .into_response();
+    };
+    let events = state.engine.subscribe();
+    let limits = gate.limits;
+    upgrade
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| forward(socket, events, limits, client))
+}
+
+async fn forward(
+    mut socket: WebSocket,
+    mut events: broadcast::Receiver<crate::engine::Published>,
+    limits: StreamLimits,
+    client: OwnedSemaphorePermit,
+) {
+    let mut ping = tokio::time::interval(limits.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await; // the first tick is immediate
+    // Silence is measured in ping intervals, so no clock is read here.
+    let mut silent = Duration::ZERO;
+    let mut heard = false;
     loop {
         tokio::select! {
             received = events.recv() => {
@@ -524,13 +625,38 @@ async fn forward(mut socket: WebSocket, mut events: broadcast::Receiver<crate::e
                     break;
                 }
             }
+            _ = ping.tick() => {
+                if heard {
+                    silent = Duration::ZERO;
+                } else {
+                    silent += limits.ping_interval;
+                }
+                heard = false;
+                if silent >= limits.dead_peer_after {
+                    crate::server::count_refused("stream_dead_peer");
+                    tracing::info!(silent_s = silent.as_secs(), "stream client stopped answering; dropped");
+                    break;
+                }
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
             incoming = socket.recv() => match incoming {
-                // The stream is one-way; pings are answered by axum, anything else ignored.
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                Some(Ok(_)) => {}
+                // The stream is one-way: pongs and anything else only show the peer is alive
+                // (pings are answered by axum).
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    if e.to_string().starts_with("Space limit exceeded") {
+                        crate::server::count_refused("stream_message_too_large");
+                        tracing::info!("stream client sent a message above the limit; closed");
+                    }
+                    break;
+                }
+                Some(Ok(_)) => heard = true,
             },
         }
     }
+    drop(client);
 }
 
 #[cfg(test)]

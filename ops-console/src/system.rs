@@ -68,8 +68,17 @@ impl System {
             .map(|r| r as Arc<dyn telephony::TravelObserver>);
         let (call_tx, call_rx) = mpsc::channel(telephony::CALL_EVENT_CHANNEL);
         let gateway = start_gateway(config, &clock, &call_tx).await?;
+        let callback = match config.webhook.as_ref() {
+            Some(webhook) => webhook
+                .callback_url
+                .clone()
+                .map(|url| telephony::WebhookCallback::new(url, webhook.secret.clone()))
+                .transpose()?,
+            None => None,
+        };
         let effects =
-            telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), observer);
+            telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), observer)
+                .with_webhook_callback(callback);
         let (engine, replay) = Engine::start(
             store.clone(),
             clock.clone(),

@@ -606,3 +606,230 @@ async fn bad_triage_requests_are_refused_with_the_reason() {
     let (status, _) = get(&api, "/api/v1/triage/sessions/abc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The API behind the real server (limits, peer addresses) on loopback.
+async fn serve_api(
+    api: &Api,
+    stream: StreamLimits,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let http = crate::server::HttpLimits::default();
+    let app = crate::server::router(
+        crate::server::AppState::new(crate::telemetry::metrics_handle()).with_limits(&http, stream),
+        api.router.clone(),
+    );
+    let (listener, addr) = crate::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        async {
+            let _ = rx.await;
+        },
+        std::time::Duration::from_secs(5),
+        http,
+    ));
+    (addr, tx)
+}
+
+const UPGRADE: &str = "GET /api/v1/stream HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// Reads everything until the server closes (bounded).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_mins(1),
+        stream.read_to_end(&mut seen),
+    )
+    .await
+    .expect("the server must close the connection");
+    seen
+}
+
+#[tokio::test]
+async fn a_stream_frame_above_the_limit_closes_the_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let api = api().await;
+    let (addr, _stop) = serve_api(&api, StreamLimits::default()).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream"))
+        .await
+        .unwrap();
+    socket
+        .send(WsMessage::text("x".repeat(100 * 1024)))
+        .await
+        .unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        match tokio::time::timeout(std::time::Duration::from_mins(1), socket.next())
+            .await
+            .expect("the server must close the socket")
+        {
+            Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
+                closed = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(closed);
+    let metrics = crate::telemetry::metrics_handle().render();
+    assert!(
+        metrics.contains(r#"regula_http_refused_total{reason="stream_message_too_large"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_client_that_never_answers_pings_is_dropped() {
+    use tokio::io::AsyncWriteExt;
+    let api = api().await;
+    let limits = StreamLimits {
+        ping_interval: std::time::Duration::from_secs(1),
+        dead_peer_after: std::time::Duration::from_secs(2),
+        ..StreamLimits::default()
+    };
+    let (addr, _stop) = serve_api(&api, limits).await;
+    // A raw socket that upgrades and then reads without ever answering.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let seen = read_until_closed(&mut stream).await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    let head_end = seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    // 0x89: a final ping frame from the server.
+    assert!(
+        seen[head_end..].contains(&0x89),
+        "the server pinged before dropping the client"
+    );
+    let metrics = crate::telemetry::metrics_handle().render();
+    assert!(
+        metrics.contains(r#"regula_http_refused_total{reason="stream_dead_peer"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn stream_clients_beyond_the_cap_get_503_json_before_upgrading() {
+    use tokio::io::AsyncWriteExt;
+    let api = api().await;
+    let limits = StreamLimits {
+        max_clients: 1,
+        ..StreamLimits::default()
+    };
+    let (addr, _stop) = serve_api(&api, limits).await;
+    let (first, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream"))
+        .await
+        .unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(
+            UPGRADE
+                .replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut second).await).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    let body: Value = serde_json::from_str(reply.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{reply}");
+
+    // The place frees when the first client leaves.
+    drop(first);
+    let mut upgraded = false;
+    for _ in 0..200 {
+        if tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream"))
+            .await
+            .is_ok()
+        {
+            upgraded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(upgraded);
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status and the JSON body.
+async fn keep_alive_post(
+    stream: &mut tokio::net::TcpStream,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status: u16 = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn a_triage_flood_from_one_console_does_not_lock_out_another() {
+    let api = api().await;
+    let (addr, _stop) = serve_api(&api, StreamLimits::default()).await;
+    let start = r#"{"complaint": "dolor_toracico", "age_years": 58, "sex": "M"}"#;
+    let before = crate::server::tests::rss_kib();
+    let mut flooder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut started, mut limited) = (0, 0);
+    for _ in 0..5_000 {
+        let (status, body) = keep_alive_post(&mut flooder, "/api/v1/triage/sessions", start).await;
+        match status {
+            200 => started += 1,
+            429 => {
+                assert_eq!(
+                    body["error"]["code"], "triage_sessions_per_client",
+                    "{body}"
+                );
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains(&format!("limit {}", triage::MAX_SESSIONS_PER_CLIENT)),
+                    "{message}"
+                );
+                limited += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let after = crate::server::tests::rss_kib();
+    println!(
+        "RSS triage flood (5000 POSTs from one console): before {before} KiB, after {after} KiB"
+    );
+    assert_eq!(started, triage::MAX_SESSIONS_PER_CLIENT);
+    assert_eq!(limited, 5_000 - triage::MAX_SESSIONS_PER_CLIENT);
+
+    // Another console (another loopback address) still starts its triage.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(addr).await.unwrap();
+    let (status, body) = keep_alive_post(&mut other, "/api/v1/triage/sessions", start).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["question"].is_object(), "{body}");
+
+    // Idle sessions are evicted: an hour later the flooding console may start again.
+    api.clock.advance(triage::SESSION_IDLE_LIMIT);
+    let (status, body) = keep_alive_post(&mut flooder, "/api/v1/triage/sessions", start).await;
+    assert_eq!(status, 200, "{body}");
+}

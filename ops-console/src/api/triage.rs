@@ -18,11 +18,21 @@
 //!
 //! Sessions live in memory: they hold no decision until recorded, and one abandoned for
 //! [`SESSION_IDLE_LIMIT`] is dropped. After a restart an operator starts the triage again.
+//!
+//! Sessions are bounded **per client** — the console's IP address (each operator position
+//! has its own on the centre's network) until operators sign in — at
+//! [`MAX_SESSIONS_PER_CLIENT`]; a client at its limit gets `429` with the code
+//! `triage_sessions_per_client` and is the only one affected. [`MAX_SESSIONS`] bounds the
+//! total (memory) and answers `503` `triage_sessions_full`. Idle sessions are evicted
+//! before either limit is applied; both refusals count in
+//! `regula_http_refused_total{reason}`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,7 +49,9 @@ use crate::engine::{CommandKey, EngineHandle};
 
 /// A session untouched for this long is dropped.
 pub const SESSION_IDLE_LIMIT: TravelTime = TravelTime::from_minutes(60);
-/// Sessions open at once, at most.
+/// Sessions open at once from one client (console), at most.
+pub const MAX_SESSIONS_PER_CLIENT: usize = 40;
+/// Sessions open at once in total, at most.
 pub const MAX_SESSIONS: usize = 5_000;
 
 /// Shared state of the triage routes.
@@ -63,6 +75,8 @@ struct Sessions {
 }
 
 struct Open {
+    /// The console that started it (`None`: unknown, e.g. a router tested without a socket).
+    client: Option<IpAddr>,
     session: Session,
     outcome: Option<triage::Outcome>,
     touched: Timestamp,
@@ -169,8 +183,10 @@ fn decide(open: &mut Open) {
 
 async fn start(
     State(state): State<Arc<TriageState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let request: StartRequest = json_body(&body)?;
     let caller = Caller::new(request.age_years, request.sex, request.pregnancy_weeks)
         .map_err(|e| bad(e.to_string()))?;
@@ -183,14 +199,36 @@ async fn start(
     sessions
         .open
         .retain(|_, o| now.saturating_duration_since(o.touched) < SESSION_IDLE_LIMIT);
+    let own = sessions
+        .open
+        .values()
+        .filter(|o| o.client == client)
+        .count();
+    if own >= MAX_SESSIONS_PER_CLIENT {
+        crate::server::count_refused("triage_sessions_per_client");
+        return Err(ApiError::Limited {
+            code: "triage_sessions_per_client",
+            message: format!(
+                "esta consola ya tiene {own} triages abiertos (límite {MAX_SESSIONS_PER_CLIENT} por consola); registre o abandone uno (se cierran solos tras {} min sin uso) / \
+                 this console already has {own} triage sessions open (limit {MAX_SESSIONS_PER_CLIENT} per console); record or abandon one (idle ones close after {} min)",
+                SESSION_IDLE_LIMIT.as_millis() / 60_000,
+                SESSION_IDLE_LIMIT.as_millis() / 60_000,
+            ),
+        });
+    }
     if sessions.open.len() >= MAX_SESSIONS {
-        return Err(ApiError::Unavailable(format!(
-            "{MAX_SESSIONS} triage sessions are open"
-        )));
+        crate::server::count_refused("triage_sessions_full");
+        return Err(ApiError::Busy {
+            code: "triage_sessions_full",
+            message: format!(
+                "hay {MAX_SESSIONS} triages abiertos en el servidor; reintente / {MAX_SESSIONS} triage sessions are open on the server; retry"
+            ),
+        });
     }
     sessions.next += 1;
     let id = sessions.next;
     let mut open = Open {
+        client,
         session,
         outcome: None,
         touched: now,

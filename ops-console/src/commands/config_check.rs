@@ -8,12 +8,12 @@ use anyhow::Context;
 
 use crate::config::{self, Config, ConfigErrors, ProcessEnvironment};
 
-/// Reads and parses a configuration file; I/O errors are failures, configuration problems
-/// are returned for reporting.
+/// Reads, parses and checks a configuration file (relative paths in it are relative to its
+/// directory; the files it names must be there); I/O errors on the file itself are
+/// failures, configuration problems are returned for reporting.
 pub(crate) fn read_config(path: &Path) -> anyhow::Result<Result<Config, ConfigErrors>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-    Ok(config::parse(&text, &ProcessEnvironment))
+    config::load(path, &ProcessEnvironment)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))
 }
 
 pub(crate) fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {

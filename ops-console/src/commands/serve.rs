@@ -62,8 +62,11 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (system, api) = System::start(&config, clock).await?;
+    let limits = config.server.http_limits();
     let app = server::router(
-        AppState::new(telemetry::metrics_handle()).with_status(system.status().clone()),
+        AppState::new(telemetry::metrics_handle())
+            .with_limits(&limits, config.server.stream_limits())
+            .with_status(system.status().clone()),
         api,
     );
     let shutdown = server::shutdown_signal().context("cannot install signal handlers")?;
@@ -76,9 +79,15 @@ async fn serve_async(config: Config) -> anyhow::Result<ExitCode> {
         writeln!(out, "Regula escuchando en / listening on http://{addr}")?;
         out.flush()?;
     }
-    let stopped = server::serve(listener, app, shutdown, config.server.shutdown_grace())
-        .await
-        .context("server failed")?;
+    let stopped = server::serve(
+        listener,
+        app,
+        shutdown,
+        config.server.shutdown_grace(),
+        limits,
+    )
+    .await
+    .context("server failed")?;
     let report = system.stop().await;
     tracing::info!(
         ?stopped,
