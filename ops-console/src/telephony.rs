@@ -35,6 +35,7 @@ pub fn call_event_key(event: &CallEvent) -> CommandKey {
         CallEvent::Connected { .. } => "connected",
         CallEvent::ConnectFailed { .. } => "connect_failed",
         CallEvent::Ended { .. } => "ended",
+        CallEvent::Overflowed { .. } => "overflowed",
     };
     let digest = Sha256::digest(event.call().as_str().as_bytes());
     let hex = hex::encode(&digest[..16]);

@@ -180,7 +180,11 @@ async fn main() {
                     }
                     Some(CallEvent::Connected { .. }) => connected += 1,
                     Some(CallEvent::Ended { .. }) => ended += 1,
-                    Some(CallEvent::Abandoned { .. } | CallEvent::ConnectFailed { .. }) => {}
+                    Some(
+                        CallEvent::Abandoned { .. }
+                        | CallEvent::ConnectFailed { .. }
+                        | CallEvent::Overflowed { .. },
+                    ) => {}
                     None => break,
                 },
                 Some(ok) = done_rx.recv() => if !ok { connect_failures += 1 },
