@@ -11,7 +11,6 @@ use super::{
     ALLOW, CallState, ClientKind, ConnectError, Core, Timer, client_key, random_token, record_wait,
 };
 use crate::SERVER_NAME;
-use crate::identity::caller_identity;
 use crate::location::sdp_of;
 use crate::sip::{HeaderLookup, HeaderName, MessageWriter, Method, NameAddr, Response};
 use crate::transport::Peer;
@@ -69,7 +68,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(&serial) else {
             return;
         };
-        let identity = caller_identity(&call.invite);
+        let identity = call.caller.clone();
         let from_uri = identity.best().map_or_else(
             || "sip:anonymous@anonymous.invalid".to_owned(),
             |b| b.expose().clone(),
@@ -268,12 +267,14 @@ impl Core {
                     status: response.status,
                     reason: response.reason.chars().take(100).collect(),
                 }),
-            );
+            )
+            .await;
         }
     }
 
-    /// The operator leg failed: the call waits again (still ringing for the caller).
-    pub(super) fn requeue(&mut self, serial: u64, outcome: Result<(), ConnectError>) {
+    /// The operator leg failed: the call waits again (still ringing for the caller), or
+    /// overflows if it already waited `max_queue_secs`.
+    pub(super) async fn requeue(&mut self, serial: u64, outcome: Result<(), ConnectError>) {
         let interval = Duration::from_secs(self.config.provisional_interval_secs);
         let Some(call) = self.calls.get_mut(&serial) else {
             return;
@@ -290,8 +291,12 @@ impl Core {
         if let Some(reply) = call.connect_reply.take() {
             let _ = reply.send(outcome);
         }
+        let overdue = call.overdue;
         self.schedule(Timer::Ringing(serial, g), interval);
         self.set_depth();
+        if overdue {
+            self.overflow(serial).await;
+        }
     }
 
     pub(super) async fn send_cancel(&mut self, leg_id: &str) {

@@ -1,14 +1,15 @@
-//! The queue: accepting an INVITE, abandonment (CANCEL or early BYE), hang-up and the
-//! graceful shutdown of waiting and connected calls.
+//! The queue: accepting an INVITE (after the admission checks), abandonment (CANCEL or
+//! early BYE), overflow after `max_queue_secs`, hang-up and the graceful shutdown of
+//! waiting and connected calls.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dispatch_core::intake::{CallChannel, CallEvent, CallId};
+use dispatch_core::intake::{CallChannel, CallEvent, CallId, CallerIdentity};
 use maps::Timestamp;
 use tokio::sync::oneshot;
 
-use std::sync::atomic::Ordering;
-
+use super::admission::{Admission, source_ip, trunk_name};
 use super::{
     ACCEPT, ALLOW, ClientKind, ConnectError, Core, Timer, TxnKey, random_token, sip_call_id,
 };
@@ -16,7 +17,7 @@ use crate::SERVER_NAME;
 use crate::identity::caller_identity;
 use crate::location::reported_location;
 use crate::sip::{HeaderLookup, HeaderName, MessageWriter, Method, Request};
-use crate::transport::Peer;
+use crate::transport::{Peer, refused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CallState {
@@ -56,6 +57,13 @@ pub(super) struct Call {
     pub(super) leg: Option<String>,
     pub(super) position: Option<String>,
     pub(super) connect_reply: Option<oneshot::Sender<Result<(), ConnectError>>>,
+    /// The trunk the call came from (its index in the configuration), if any.
+    pub(super) trunk: Option<usize>,
+    /// Who is calling, as far as the source is trusted (computed once, at the offer).
+    pub(super) caller: CallerIdentity,
+    /// `max_queue_secs` passed while the call was being connected: if the position
+    /// does not answer, the call overflows instead of waiting again.
+    pub(super) overdue: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +122,43 @@ impl Core {
                 .simple_reply(&request, &peer, 482, "Loop Detected")
                 .await;
         }
+        let (trunk, trust_asserted_identity) = match self.admit(&request, &peer) {
+            Admission::Admitted {
+                trunk,
+                trust_asserted_identity,
+            } => (trunk, trust_asserted_identity),
+            Admission::Challenge { challenges } => {
+                let mut w = Self::response(
+                    &request,
+                    &peer,
+                    401,
+                    "Unauthorized",
+                    Some(&random_token(10)),
+                );
+                for challenge in &challenges {
+                    w = w.header("WWW-Authenticate", challenge);
+                }
+                return self.reply(&request, &peer, w.finish(), 401).await;
+            }
+            Admission::Forbidden { reason } => {
+                refused(reason);
+                tracing::info!(peer = %peer.addr(), reason, "sip: INVITE refused with 403");
+                return self.simple_reply(&request, &peer, 403, "Forbidden").await;
+            }
+        };
         if self.shutting_down {
             return self.overload(&request, &peer, "shutting_down").await;
         }
         if self.depth.load(Ordering::Relaxed) >= self.config.max_queued_calls {
             return self.overload(&request, &peer, "queue_full").await;
+        }
+        if trunk.is_none()
+            && self.waiting_from(source_ip(&peer)) >= self.config.max_queued_per_source
+        {
+            // One source outside every trunk cannot fill the queue; 503 tells a real
+            // device to retry, and callers from elsewhere still get through.
+            refused("source_limit");
+            return self.busy(&request, &peer).await;
         }
         // Reserve room for the Offered event before accepting anything.
         let permit = if self.backlog.is_empty() {
@@ -136,10 +176,11 @@ impl Core {
 
         let id = sip_call_id(&request.core.call_id, &from_tag);
         let now = self.clock.now();
+        let caller = caller_identity(&request, trust_asserted_identity);
         permit.send(CallEvent::Offered {
             call: id.clone(),
             channel: CallChannel::Sip,
-            caller: caller_identity(&request),
+            caller: caller.clone(),
             location: reported_location(&request),
             at: now,
         });
@@ -149,7 +190,11 @@ impl Core {
                 .record(latency.as_secs_f64());
         }
         metrics::counter!("regula_telephony_calls_offered_total", "channel" => "sip").increment(1);
-        tracing::info!(call = %id, "sip: call offered");
+        tracing::info!(
+            call = %id,
+            trunk = trunk_name(&self.config.trunks, trunk),
+            "sip: call offered"
+        );
 
         let contact = self.contact(&peer);
         let ringing = Self::response(&request, &peer, 180, "Ringing", Some(&local_tag))
@@ -178,6 +223,9 @@ impl Core {
                 leg: None,
                 position: None,
                 connect_reply: None,
+                trunk,
+                caller,
+                overdue: false,
             },
         );
         self.set_depth();
@@ -186,6 +234,83 @@ impl Core {
             Timer::Ringing(serial, 0),
             Duration::from_secs(self.config.provisional_interval_secs),
         );
+        self.schedule(
+            Timer::QueueDeadline(serial),
+            Duration::from_secs(self.config.max_queue_secs),
+        );
+    }
+
+    /// 503 with `Retry-After` for one source's excess INVITEs (counted by the caller).
+    async fn busy(&mut self, request: &Request, peer: &Peer) {
+        let bytes = Self::response(
+            request,
+            peer,
+            503,
+            "Service Unavailable",
+            Some(&random_token(10)),
+        )
+        .header("Retry-After", &self.config.retry_after_secs.to_string())
+        .finish();
+        self.reply(request, peer, bytes, 503).await;
+    }
+
+    /// Nobody took the call within `max_queue_secs`: hand it back to the carrier — a 302
+    /// to `overflow_uri` (a backup centre) or, without one, 480 with `Retry-After` so the
+    /// carrier routes it elsewhere — and report it `Overflowed`. The 180s stop with it.
+    pub(super) async fn overflow(&mut self, serial: u64) {
+        let Some(call) = self.calls.remove(&serial) else {
+            return;
+        };
+        let to = self.config.overflow_uri.clone();
+        let (bytes, status, outcome) = match &to {
+            Some(uri) => (
+                Self::response(
+                    &call.invite,
+                    &call.peer,
+                    302,
+                    "Moved Temporarily",
+                    Some(&call.local_tag),
+                )
+                .header("Contact", &format!("<{uri}>"))
+                .finish(),
+                302,
+                "redirected",
+            ),
+            None => (
+                Self::response(
+                    &call.invite,
+                    &call.peer,
+                    480,
+                    "Temporarily Unavailable",
+                    Some(&call.local_tag),
+                )
+                .header("Retry-After", &self.config.retry_after_secs.to_string())
+                .finish(),
+                480,
+                "unavailable",
+            ),
+        };
+        self.reply(&call.invite, &call.peer, bytes, status).await;
+        self.forget(&call);
+        if let Some(leg) = &call.leg {
+            self.cancel_leg(leg).await;
+        }
+        // A call overflows while queued, or after its connection attempt was answered (see
+        // `requeue`), so nobody is waiting for a reply; should one be, it was no answer.
+        if let Some(reply) = call.connect_reply {
+            let _ = reply.send(Err(ConnectError::NoAnswer));
+        }
+        let now = self.clock.now();
+        record_wait(call.offered_at, now, "overflowed");
+        metrics::counter!("regula_telephony_calls_overflowed_total", "channel" => "sip", "outcome" => outcome)
+            .increment(1);
+        tracing::warn!(call = %call.id, status, "sip: call unanswered for max_queue_secs; overflowed");
+        self.emit(CallEvent::Overflowed {
+            call: call.id,
+            to,
+            at: now,
+        });
+        self.set_depth();
     }
 
     pub(super) async fn overload(&mut self, request: &Request, peer: &Peer, why: &'static str) {

@@ -41,6 +41,7 @@
 //! - `b2bua`: connecting a taken call to an operator position (the second leg);
 //! - `timers`: what each timer does when it fires.
 
+mod admission;
 mod b2bua;
 mod calls;
 mod timers;
@@ -53,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dispatch_core::intake::{CallEvent, CallId};
-use maps::Clock;
+use maps::{Clock, TravelTime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::time::DelayQueue;
 
@@ -62,6 +63,7 @@ use crate::config::{ConfigError, SipConfig};
 use crate::sip::{Scheme, Uri};
 use crate::transport::{self, Inbound, Peer, Transport};
 
+use admission::Nonces;
 use b2bua::Leg;
 use calls::{Call, CallState, End, record_wait};
 use timers::Timer;
@@ -161,6 +163,7 @@ impl SipGateway {
         let bound = transport::bind(
             config.listen,
             config.limits(),
+            transport::TcpLimits::of(&config),
             inbound_tx,
             stop_rx,
             monotonic.clone(),
@@ -178,6 +181,10 @@ impl SipGateway {
                 (!ip.is_unspecified()).then_some(ip)
             }),
             port: bound.local.port(),
+            nonces: Nonces::new(
+                config.max_digest_nonces,
+                TravelTime::from_secs(config.digest_nonce_secs),
+            ),
             config,
             clock,
             monotonic,
@@ -334,6 +341,8 @@ struct Core {
     next_serial: u64,
     shutting_down: bool,
     route_cache: HashMap<IpAddr, IpAddr>,
+    /// Outstanding digest nonces.
+    nonces: Nonces,
 }
 
 fn random_token(len: usize) -> String {

@@ -17,6 +17,9 @@ pub(super) enum Timer {
     ClientRetransmit(String, u64),
     ClientTimeout(String, u64),
     ConnectTimeout(u64, u64),
+    /// `max_queue_secs` after the offer (not generation-bound: it holds across
+    /// connection attempts).
+    QueueDeadline(u64),
     LegExpire(String),
     ShutdownDeadline,
 }
@@ -131,7 +134,7 @@ impl Core {
                     && let Some(leg) = self.legs.remove(&leg_id)
                     && let Some(serial) = leg.call
                 {
-                    self.requeue(serial, Err(ConnectError::NoAnswer));
+                    self.requeue(serial, Err(ConnectError::NoAnswer)).await;
                 }
             }
             Timer::ConnectTimeout(serial, g) => {
@@ -153,13 +156,24 @@ impl Core {
                         self.cancel_leg(&leg_id).await;
                     }
                 }
-                self.requeue(serial, Err(ConnectError::NoAnswer));
+                self.requeue(serial, Err(ConnectError::NoAnswer)).await;
             }
             Timer::LegExpire(leg_id) => {
                 let unanswered = self.legs.get(&leg_id).is_some_and(|l| !l.answered);
                 if unanswered && let Some(leg) = self.legs.remove(&leg_id) {
                     self.clients
                         .remove(&client_key(&leg.invite_branch, "INVITE"));
+                }
+            }
+            Timer::QueueDeadline(serial) => {
+                let Some(call) = self.calls.get_mut(&serial) else {
+                    return;
+                };
+                match call.state {
+                    CallState::Queued => self.overflow(serial).await,
+                    // The position may still answer; if it does not, the call overflows.
+                    CallState::Connecting => call.overdue = true,
+                    CallState::Answering | CallState::Connected => {}
                 }
             }
             Timer::ShutdownDeadline => {}

@@ -227,7 +227,11 @@ mod tests {
         for _ in 0..500 {
             framer.push(b"\r\n\r\n").unwrap();
         }
-        assert_eq!(framer.pending_bytes(), 2_000, "exactly the limit is allowed");
+        assert_eq!(
+            framer.pending_bytes(),
+            2_000,
+            "exactly the limit is allowed"
+        );
         assert_eq!(framer.buffered_bytes(), 0);
         let err = framer.push(b"\r\n\r\n").unwrap_err();
         assert_eq!(err.kind, ParseErrorKind::MessageTooLarge);
