@@ -254,6 +254,14 @@ pub enum Event {
         /// The call.
         call: CallId,
     },
+    /// Nobody took the call within the gateway's maximum time in queue; the carrier was
+    /// told to route it to `to` (or elsewhere, when `None`).
+    CallOverflowed {
+        /// The call.
+        call: CallId,
+        /// The overflow destination given to the carrier.
+        to: Option<String>,
+    },
     /// The conversation ended.
     CallEnded {
         /// The call.
@@ -469,6 +477,7 @@ impl Event {
             Self::CallConnected { .. } => "call_connected",
             Self::CallReturnedToQueue { .. } => "call_returned_to_queue",
             Self::CallAbandoned { .. } => "call_abandoned",
+            Self::CallOverflowed { .. } => "call_overflowed",
             Self::CallEnded { .. } => "call_ended",
             Self::CallClosed { .. } => "call_closed",
             Self::IncidentOpened { .. } => "incident_opened",

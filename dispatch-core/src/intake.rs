@@ -219,6 +219,18 @@ pub enum CallEvent {
         /// When.
         at: Timestamp,
     },
+    /// Nobody took the call within the gateway's maximum time in queue: it was handed back
+    /// to the carrier, redirected to `to` (a backup centre) or, when no overflow
+    /// destination is configured (`to` is `None`), refused as temporarily unavailable so
+    /// the carrier can route it elsewhere. The call leaves the queue unanswered.
+    Overflowed {
+        /// The call.
+        call: CallId,
+        /// Where the carrier was told to send it.
+        to: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl CallEvent {
@@ -229,7 +241,8 @@ impl CallEvent {
             | Self::Abandoned { call, .. }
             | Self::Connected { call, .. }
             | Self::ConnectFailed { call, .. }
-            | Self::Ended { call, .. } => call,
+            | Self::Ended { call, .. }
+            | Self::Overflowed { call, .. } => call,
         }
     }
 
@@ -240,7 +253,8 @@ impl CallEvent {
             | Self::Abandoned { at, .. }
             | Self::Connected { at, .. }
             | Self::ConnectFailed { at, .. }
-            | Self::Ended { at, .. } => *at,
+            | Self::Ended { at, .. }
+            | Self::Overflowed { at, .. } => *at,
         }
     }
 }
@@ -303,5 +317,21 @@ mod tests {
             r#"{"kind":"abandoned","call":"sip:1","at":"2026-11-23T12:00:00Z"}"#
         );
         assert_eq!(serde_json::from_str::<CallEvent>(&json).unwrap(), event);
+
+        let overflowed = CallEvent::Overflowed {
+            call: CallId::new("sip:2").unwrap(),
+            to: Some("sip:sos@backup.example".into()),
+            at: Timestamp::parse_rfc3339("2026-11-23T12:05:00Z").unwrap(),
+        };
+        let json = serde_json::to_string(&overflowed).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"overflowed","call":"sip:2","to":"sip:sos@backup.example","at":"2026-11-23T12:05:00Z"}"#
+        );
+        assert_eq!(overflowed.call().as_str(), "sip:2");
+        assert_eq!(
+            serde_json::from_str::<CallEvent>(&json).unwrap(),
+            overflowed
+        );
     }
 }

@@ -116,6 +116,9 @@ pub struct KpiReport {
     pub calls: usize,
     /// Of which abandoned before answer.
     pub abandoned: usize,
+    /// Of which unanswered within the gateway's maximum time in queue and handed back to
+    /// the carrier (overflow); unanswered like the abandoned ones, counted apart.
+    pub overflowed: usize,
     /// Incidents recorded.
     pub incidents: usize,
     /// Per interval, for all calls/incidents then per priority.
@@ -250,6 +253,10 @@ pub fn report(dispatch: &Dispatch) -> KpiReport {
         abandoned: dispatch
             .calls()
             .filter(|c| c.status == crate::model::CallStatus::Abandoned)
+            .count(),
+        overflowed: dispatch
+            .calls()
+            .filter(|c| c.status == crate::model::CallStatus::Overflowed)
             .count(),
         incidents: incidents.len(),
         intervals,

@@ -49,6 +49,9 @@ pub enum CallStatus {
     Connected,
     /// The caller hung up before being answered.
     Abandoned,
+    /// Unanswered within the gateway's maximum time in queue: handed back to the carrier
+    /// (redirected to the overflow destination, or refused as temporarily unavailable).
+    Overflowed,
     /// Conversation over; awaiting the operator's closing of the call record if it has no
     /// incident yet.
     Ended,
@@ -78,7 +81,7 @@ pub struct Call {
     pub position: Option<String>,
     /// Connected at.
     pub connected_at: Option<Timestamp>,
-    /// Abandoned or ended at.
+    /// Abandoned, overflowed or ended at.
     pub ended_at: Option<Timestamp>,
     /// Incident opened from this call.
     pub incident: Option<IncidentId>,

@@ -131,7 +131,7 @@ type Decided = Result<Decision, Rejection>;
 /// (an ended call without incident waits for the operator to close its record).
 fn call_over(call: &Call) -> bool {
     match call.status {
-        CallStatus::Abandoned => true,
+        CallStatus::Abandoned | CallStatus::Overflowed => true,
         CallStatus::Closed => call.ended_at.is_some(),
         CallStatus::Ended => call.incident.is_some(),
         CallStatus::Queued | CallStatus::Taken | CallStatus::Connected => false,
@@ -870,6 +870,22 @@ impl Dispatch {
                 }
                 Ok(events(vec![Event::CallAbandoned { call: call.clone() }]))
             }
+            CallEvent::Overflowed { call, to, .. } => {
+                let c = self.known_call(call)?;
+                if !matches!(c.status, CallStatus::Queued | CallStatus::Taken) {
+                    return Err(state(format!(
+                        "call {call} cannot overflow: it is {:?}",
+                        c.status
+                    )));
+                }
+                if let Some(to) = to {
+                    text("overflow destination", to)?;
+                }
+                Ok(events(vec![Event::CallOverflowed {
+                    call: call.clone(),
+                    to: to.clone(),
+                }]))
+            }
             CallEvent::Connected { call, .. } => {
                 let c = self.known_call(call)?;
                 if !matches!(c.status, CallStatus::Queued | CallStatus::Taken) {
@@ -1543,6 +1559,15 @@ impl Dispatch {
                     .get_mut(call)
                     .ok_or_else(|| fail(format!("unknown call {call}")))?;
                 c.status = CallStatus::Abandoned;
+                c.ended_at = Some(at);
+                self.retiring.insert((at, Retiring::Call(call.clone())));
+            }
+            Event::CallOverflowed { call, .. } => {
+                let c = self
+                    .calls
+                    .get_mut(call)
+                    .ok_or_else(|| fail(format!("unknown call {call}")))?;
+                c.status = CallStatus::Overflowed;
                 c.ended_at = Some(at);
                 self.retiring.insert((at, Retiring::Call(call.clone())));
             }
@@ -2260,4 +2285,114 @@ fn check_assessment(a: &crate::model::Assessment) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::OperatorId;
+    use crate::intake::{CallChannel, CallerIdentity};
+    use crate::kpi;
+    use crate::recommend::StraightLine;
+
+    fn at(rfc3339: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(rfc3339).unwrap()
+    }
+
+    fn record(dispatch: &mut Dispatch, event: CallEvent) -> Decided {
+        let now = event.at();
+        dispatch.execute(
+            &Command::RecordCallEvent { event },
+            now,
+            &StraightLine::default(),
+        )
+    }
+
+    fn offer(dispatch: &mut Dispatch, id: &str) -> CallId {
+        let call = CallId::new(id).unwrap();
+        record(
+            dispatch,
+            CallEvent::Offered {
+                call: call.clone(),
+                channel: CallChannel::Sip,
+                caller: CallerIdentity::default(),
+                location: ReportedLocation::Absent,
+                at: at("2026-11-23T12:00:00Z"),
+            },
+        )
+        .unwrap();
+        call
+    }
+
+    #[test]
+    fn an_overflowed_call_leaves_the_queue_unanswered_with_its_own_status() {
+        let mut dispatch = Dispatch::new(Policy::default());
+        let overflowed = offer(&mut dispatch, "sip:overflow-1");
+        let abandoned = offer(&mut dispatch, "sip:abandon-1");
+        let decision = record(
+            &mut dispatch,
+            CallEvent::Overflowed {
+                call: overflowed.clone(),
+                to: Some("sip:sos@backup.example".into()),
+                at: at("2026-11-23T12:05:00Z"),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            decision.events,
+            vec![Event::CallOverflowed {
+                call: overflowed.clone(),
+                to: Some("sip:sos@backup.example".into()),
+            }]
+        );
+        record(
+            &mut dispatch,
+            CallEvent::Abandoned {
+                call: abandoned.clone(),
+                at: at("2026-11-23T12:01:00Z"),
+            },
+        )
+        .unwrap();
+
+        let call = dispatch.call(&overflowed).unwrap();
+        assert_eq!(call.status, CallStatus::Overflowed);
+        assert_eq!(call.ended_at, Some(at("2026-11-23T12:05:00Z")));
+        assert!(call_over(call));
+
+        // It is no longer waiting: nobody can take it, and it cannot overflow twice.
+        let take = dispatch.decide(
+            &Command::TakeCall {
+                call: overflowed.clone(),
+                operator: OperatorId::new("maria.gomez@crue").unwrap(),
+                position: "sip:pos1@10.0.0.1".into(),
+            },
+            at("2026-11-23T12:06:00Z"),
+            &StraightLine::default(),
+        );
+        assert!(matches!(take, Err(Rejection::InvalidState(_))), "{take:?}");
+        let again = record(
+            &mut dispatch,
+            CallEvent::Overflowed {
+                call: overflowed,
+                to: None,
+                at: at("2026-11-23T12:06:00Z"),
+            },
+        );
+        assert!(
+            matches!(again, Err(Rejection::InvalidState(_))),
+            "{again:?}"
+        );
+
+        // KPIs: unanswered, counted apart from the abandoned call.
+        let report = kpi::report(&dispatch);
+        assert_eq!(report.calls, 2);
+        assert_eq!(report.abandoned, 1);
+        assert_eq!(report.overflowed, 1);
+        let answer = report
+            .intervals
+            .iter()
+            .find(|s| s.interval == kpi::Interval::Answer && s.priority.is_none())
+            .unwrap();
+        assert_eq!(answer.count, 0, "an overflowed call was never answered");
+    }
 }

@@ -37,6 +37,7 @@ pub fn call_event_key(keys: &InternalKeys, event: &CallEvent) -> CommandKey {
         CallEvent::Connected { .. } => "connected",
         CallEvent::ConnectFailed { .. } => "connect_failed",
         CallEvent::Ended { .. } => "ended",
+        CallEvent::Overflowed { .. } => "overflowed",
     };
     // A call can fail to connect several times; each failure is its own event.
     let id = match event {

@@ -114,6 +114,14 @@ async fn main() {
     let config = SipConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_queued_calls: 2_000,
+        // SIPp places every call from 127.0.0.1: a trunk, so the per-source cap of
+        // non-trunk sources does not apply and its asserted identity is believed.
+        trunks: vec![telephony_gateway::config::Trunk {
+            name: "sipp".into(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            trust_asserted_identity: true,
+            digest: None,
+        }],
         ..SipConfig::default()
     };
     let gateway = Arc::new(
@@ -180,7 +188,11 @@ async fn main() {
                     }
                     Some(CallEvent::Connected { .. }) => connected += 1,
                     Some(CallEvent::Ended { .. }) => ended += 1,
-                    Some(CallEvent::Abandoned { .. } | CallEvent::ConnectFailed { .. }) => {}
+                    Some(
+                        CallEvent::Abandoned { .. }
+                        | CallEvent::ConnectFailed { .. }
+                        | CallEvent::Overflowed { .. },
+                    ) => {}
                     None => break,
                 },
                 Some(ok) = done_rx.recv() => if !ok { connect_failures += 1 },

@@ -1,5 +1,8 @@
 //! Who is calling: `P-Asserted-Identity` (RFC 3325, asserted by the carrier's network)
-//! preferred over `From` (claimed by the device); both kept. Anonymous callers
+//! preferred over `From` (claimed by the device); both kept. The asserted identity is
+//! read only from a source inside the trust domain — a trunk configured with
+//! `trust_asserted_identity` — because anyone else can write the header; from other
+//! sources it is ignored and the caller is who `From` claims. Anonymous callers
 //! (`anonymous@anonymous.invalid`, `Privacy: id`) are flagged, and the asserted identity
 //! is still kept for the emergency service, which is a trusted recipient (RFC 3325 §9.1).
 
@@ -11,14 +14,19 @@ use crate::sip::{HeaderLookup, HeaderName, NameAddr, Request, Scheme};
 /// Longest identity kept, in characters.
 const MAX_IDENTITY_CHARS: usize = 256;
 
-/// The caller's identity as a request states it. A malformed `P-Asserted-Identity` is
-/// ignored (the call goes on with the claimed identity).
-pub fn caller_identity(request: &Request) -> CallerIdentity {
-    let asserted: Vec<NameAddr> = request
-        .header_values(&HeaderName::PAssertedIdentity)
-        .filter_map(|v| NameAddr::parse_list(v).ok())
-        .flatten()
-        .collect();
+/// The caller's identity as a request states it. `P-Asserted-Identity` is read only when
+/// `trust_asserted` (the request came from a trusted trunk); a malformed one is ignored
+/// (the call goes on with the claimed identity).
+pub fn caller_identity(request: &Request, trust_asserted: bool) -> CallerIdentity {
+    let asserted: Vec<NameAddr> = if trust_asserted {
+        request
+            .header_values(&HeaderName::PAssertedIdentity)
+            .filter_map(|v| NameAddr::parse_list(v).ok())
+            .flatten()
+            .collect()
+    } else {
+        Vec::new()
+    };
     // A tel: URI is the callback number; prefer it when both forms are asserted.
     let best_asserted = asserted
         .iter()
@@ -81,7 +89,7 @@ mod tests {
             "\"Spoofed\" <sip:1234@device.example>",
             "P-Asserted-Identity: \"Juana Pérez\" <sip:+573001234567@carrier.example;user=phone>, <tel:+573001234567>\r\n",
         );
-        let id = caller_identity(&r);
+        let id = caller_identity(&r, true);
         assert_eq!(id.asserted.unwrap().expose(), "tel:+573001234567");
         assert_eq!(id.claimed.unwrap().expose(), "sip:1234@device.example");
         assert_eq!(id.display_name.unwrap().expose(), "Spoofed");
@@ -94,7 +102,7 @@ mod tests {
             "\"Anonymous\" <sip:anonymous@anonymous.invalid>",
             "Privacy: id\r\nP-Asserted-Identity: <sip:+5716001234@carrier.example>\r\n",
         );
-        let id = caller_identity(&r);
+        let id = caller_identity(&r, true);
         assert!(id.anonymous);
         assert!(id.claimed.is_none());
         assert!(id.display_name.is_none());
@@ -107,7 +115,22 @@ mod tests {
             "<sip:+573001234567@carrier.example>",
             "Privacy: header;id\r\n",
         );
-        assert!(caller_identity(&privacy_only).anonymous);
+        assert!(caller_identity(&privacy_only, true).anonymous);
+    }
+
+    #[test]
+    fn an_asserted_identity_from_an_untrusted_source_is_ignored() {
+        let r = invite(
+            "\"Juana\" <sip:+573001234567@carrier.example>",
+            "P-Asserted-Identity: <tel:+5716009999>\r\n",
+        );
+        let id = caller_identity(&r, false);
+        assert!(id.asserted.is_none());
+        assert_eq!(
+            id.best().unwrap().expose(),
+            "sip:+573001234567@carrier.example"
+        );
+        assert_eq!(id.display_name.unwrap().expose(), "Juana");
     }
 
     #[test]
@@ -116,7 +139,7 @@ mod tests {
             "<sip:+573001234567@carrier.example>",
             "P-Asserted-Identity: \"unterminated <sip:x@y>\r\n",
         );
-        let id = caller_identity(&r);
+        let id = caller_identity(&r, true);
         assert!(id.asserted.is_none());
         assert_eq!(
             id.claimed.unwrap().expose(),

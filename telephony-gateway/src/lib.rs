@@ -18,14 +18,20 @@
 //!
 //! *Queue*: calls offered to the core and not yet taken by an operator; the caller hears
 //! ringing meanwhile. *Operator position*: an operator's desk phone, reached by its SIP
-//! URI. *Abandoned*: the caller hung up before an operator took the call.
+//! URI. *Abandoned*: the caller hung up before an operator took the call. *Trunk*: a
+//! carrier's interconnection, the addresses its calls come from. *Overflow*: a call
+//! nobody took within `max_queue_secs`, handed back to the carrier (302 to a backup
+//! centre, or 480).
 //!
 //! # Metrics
 //!
 //! `regula_telephony_calls_offered_total{channel}`, `…_answered_total{channel}`,
-//! `…_abandoned_total{channel}`, `…_rejected_overload_total{channel,reason}`,
+//! `…_abandoned_total{channel}`, `…_overflowed_total{channel,outcome}`,
+//! `…_rejected_overload_total{channel,reason}`,
 //! `regula_telephony_queue_wait_seconds{outcome}`, `regula_telephony_queue_depth`,
-//! `regula_sip_parse_errors_total{kind}`, `regula_sip_invite_to_offered_seconds`,
+//! `regula_sip_parse_errors_total{kind}`, `regula_sip_refused_total{reason}`,
+//! `regula_sip_digest_challenges_total`, `regula_sip_tcp_connections`,
+//! `regula_sip_invite_to_offered_seconds`,
 //! `regula_webhook_requests_total{outcome}`.
 
 pub mod config;

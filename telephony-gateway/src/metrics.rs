@@ -32,6 +32,24 @@ pub(crate) fn describe() {
         "regula_sip_parse_errors_total",
         "SIP messages refused by the parser, by kind."
     );
+    describe_counter!(
+        "regula_sip_refused_total",
+        "Refusals at the SIP door, by reason: not_a_trunk and digest_failed (403), \
+         source_limit (503, one non-trunk address's waiting calls), tcp_per_peer_limit and \
+         tcp_connection_limit (connection closed at accept), tcp_idle and \
+         tcp_keepalive_limit (connection closed), stream_too_large and stream_framing \
+         (bytes without a complete message within max_message_bytes, or lost framing)."
+    );
+    describe_counter!(
+        "regula_sip_digest_challenges_total",
+        "401 digest challenges sent to trunks."
+    );
+    describe_gauge!("regula_sip_tcp_connections", "Open SIP TCP connections.");
+    describe_counter!(
+        "regula_telephony_calls_overflowed_total",
+        "Calls unanswered after max_queue_secs, handed back to the carrier, by outcome \
+         (redirected: 302 to overflow_uri; unavailable: 480)."
+    );
     describe_histogram!(
         "regula_sip_invite_to_offered_seconds",
         Unit::Seconds,

@@ -93,7 +93,12 @@ async fn a_queued_call_absorbs_retransmissions_and_is_abandoned_by_cancel_with_4
     else {
         panic!("first event is Offered")
     };
-    assert_eq!(caller.asserted.unwrap().expose(), "tel:+5716001234");
+    // No trunks configured: P-Asserted-Identity is believed from nobody; From is used.
+    assert!(caller.asserted.is_none());
+    assert_eq!(
+        caller.best().unwrap().expose(),
+        "sip:+573001234567@carrier.example"
+    );
     assert_eq!(location, ReportedLocation::Absent);
     assert_eq!(gw.queue_depth(), 1);
 

@@ -9,8 +9,17 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{next_event, start, test_config};
+use common::{next_event, start, test_config, trunk};
 use dispatch_core::intake::{CallEvent, ReportedLocation};
+
+/// `SIPp` runs on 127.0.0.1, listed as a carrier trunk whose `P-Asserted-Identity` is
+/// believed (the scenarios assert it).
+fn trusted_loopback() -> telephony_gateway::SipConfig {
+    telephony_gateway::SipConfig {
+        trunks: vec![trunk("sipp", "127.0.0.1", true)],
+        ..test_config()
+    }
+}
 
 fn sipp_path() -> &'static str {
     let found = Command::new("sipp")
@@ -128,7 +137,7 @@ impl Sipp {
 
 #[tokio::test]
 async fn a_call_with_pidf_lo_is_queued_taken_connected_to_an_operator_and_ended() {
-    let (gw, mut events) = start(test_config(), 16).await;
+    let (gw, mut events) = start(trusted_loopback(), 16).await;
     let uas_port = free_port();
     let operator = Sipp::uas(uas_port);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -170,7 +179,7 @@ async fn a_call_with_pidf_lo_is_queued_taken_connected_to_an_operator_and_ended(
 
 #[tokio::test]
 async fn a_caller_who_cancels_while_queued_gets_200_and_487_and_is_recorded_abandoned() {
-    let (gw, mut events) = start(test_config(), 16).await;
+    let (gw, mut events) = start(trusted_loopback(), 16).await;
     let caller = Sipp::uac("uac_cancel.xml", gw.local_addr(), "u1");
     let CallEvent::Offered { call, .. } = next_event(&mut events).await else {
         panic!()
@@ -185,7 +194,7 @@ async fn a_caller_who_cancels_while_queued_gets_200_and_487_and_is_recorded_aban
 
 #[tokio::test]
 async fn an_anonymous_caller_over_tcp_is_queued_with_the_network_identity_kept() {
-    let (gw, mut events) = start(test_config(), 16).await;
+    let (gw, mut events) = start(trusted_loopback(), 16).await;
     let caller = Sipp::uac("uac_anonymous.xml", gw.local_addr(), "t1");
     let CallEvent::Offered { caller: who, .. } = next_event(&mut events).await else {
         panic!()
@@ -203,7 +212,7 @@ async fn an_anonymous_caller_over_tcp_is_queued_with_the_network_identity_kept()
 
 #[tokio::test]
 async fn a_call_with_a_corrupt_pidf_lo_is_accepted_and_its_location_flagged() {
-    let (gw, mut events) = start(test_config(), 16).await;
+    let (gw, mut events) = start(trusted_loopback(), 16).await;
     let caller = Sipp::uac("uac_corrupt_pidf.xml", gw.local_addr(), "u1");
     let CallEvent::Offered { location, .. } = next_event(&mut events).await else {
         panic!()

@@ -235,6 +235,7 @@ async fn events_must_fit_the_call_state_and_bodies_must_be_valid() {
             CallEvent::Ended { .. } => "ended",
             CallEvent::Abandoned { .. } => "abandoned",
             CallEvent::ConnectFailed { .. } => "connect_failed",
+            CallEvent::Overflowed { .. } => "overflowed",
         })
         .collect();
     assert_eq!(kinds, vec!["offered", "connected", "ended"]);

@@ -347,7 +347,11 @@ pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, ParseErr
 }
 
 /// Finds the length of the first complete message in a stream buffer. `Ok(None)` means
-/// more bytes are needed. Leading CRLFs (keep-alives) are counted into the message.
+/// more bytes are needed. Leading CRLFs (keep-alives) are part of the message and count
+/// toward `max_message_bytes`, so a peer cannot make a buffer grow without bound with them.
+///
+/// This scans the whole buffer on every call; a connection reading a stream uses
+/// [`StreamFramer`](super::stream::StreamFramer), which scans each byte once.
 pub fn stream_message_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ParseError> {
     let start = buf
         .iter()
@@ -355,7 +359,7 @@ pub fn stream_message_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, 
         .count();
     let data = &buf[start..];
     let Some(head_end) = find(data, b"\r\n\r\n") else {
-        if data.len() > limits.max_message_bytes {
+        if buf.len() > limits.max_message_bytes {
             return Err(ParseError {
                 kind: ParseErrorKind::MessageTooLarge,
                 salvage: salvage(data),
@@ -363,6 +367,29 @@ pub fn stream_message_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, 
         }
         return Ok(None);
     };
+    let total = start.saturating_add(framed_length(data, head_end, limits)?);
+    if total > limits.max_message_bytes {
+        return Err(ParseError {
+            kind: ParseErrorKind::MessageTooLarge,
+            salvage: salvage(data),
+        });
+    }
+    if buf.len() >= total {
+        Ok(Some(total))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The length of a stream message whose header section ends at `head_end` (the offset of
+/// its blank line in `data`): header section, blank line and `Content-Length` bytes of
+/// body. Refuses a missing or unreadable `Content-Length` (framing would be lost) and a
+/// message over `max_message_bytes`.
+pub(super) fn framed_length(
+    data: &[u8],
+    head_end: usize,
+    limits: &Limits,
+) -> Result<usize, ParseError> {
     let head = &data[..head_end];
     let mut length = None;
     for line in head.split(|b| *b == b'\n') {
@@ -396,11 +423,7 @@ pub fn stream_message_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, 
             salvage: salvage(data),
         });
     }
-    if data.len() >= total {
-        Ok(Some(start + total))
-    } else {
-        Ok(None)
-    }
+    Ok(total)
 }
 
 /// Parses one complete message from a stream (TCP); `bytes` is exactly what
@@ -753,7 +776,7 @@ fn static_route(name: &HeaderName) -> &'static str {
 
 /// Recovers the lines needed to answer a broken request. Only readable, printable lines
 /// are kept; `None` if the message is not a request or has no Via.
-fn salvage(bytes: &[u8]) -> Option<Salvage> {
+pub(super) fn salvage(bytes: &[u8]) -> Option<Salvage> {
     let head_len = find(bytes, b"\r\n\r\n")
         .unwrap_or(bytes.len())
         .min(16 * 1024);

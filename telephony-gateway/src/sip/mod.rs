@@ -11,6 +11,7 @@
 
 pub mod header;
 pub mod message;
+pub mod stream;
 mod text;
 pub mod uri;
 

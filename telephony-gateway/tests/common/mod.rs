@@ -2,16 +2,40 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_core::intake::CallEvent;
 use maps::{ManualClock, Timestamp};
+use telephony_gateway::config::Trunk;
 use telephony_gateway::sip::{Limits, Message, Request, Response, parse_datagram};
 use telephony_gateway::{GatewayHandle, SipConfig, SipGateway};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+
+/// A trunk of one address.
+pub(crate) fn trunk(name: &str, address: &str, trust_asserted_identity: bool) -> Trunk {
+    Trunk {
+        name: name.into(),
+        addresses: vec![address.parse().unwrap()],
+        trust_asserted_identity,
+        digest: None,
+    }
+}
+
+/// A loopback address other than 127.0.0.1 (Linux routes all of 127/8 to `lo`); fails
+/// with a clear message rather than letting a test pass without it.
+pub(crate) fn loopback(last: u8) -> IpAddr {
+    let ip = IpAddr::from([127, 0, 0, last]);
+    if let Err(e) = std::net::UdpSocket::bind((ip, 0)) {
+        panic!(
+            "cannot bind {ip}: this test needs a second loopback address as a distinct \
+             source (Linux accepts all of 127.0.0.0/8 on lo): {e}"
+        );
+    }
+    ip
+}
 
 pub(crate) fn test_config() -> SipConfig {
     SipConfig {
@@ -45,6 +69,16 @@ impl Client {
     pub(crate) async fn new(gateway: SocketAddr) -> Self {
         Self {
             socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            gateway,
+        }
+    }
+
+    /// A client whose datagrams come from `ip` (see [`loopback`]).
+    pub(crate) async fn from(ip: IpAddr, gateway: SocketAddr) -> Self {
+        Self {
+            socket: UdpSocket::bind((ip, 0))
+                .await
+                .unwrap_or_else(|e| panic!("cannot bind {ip} as a source: {e}")),
             gateway,
         }
     }
