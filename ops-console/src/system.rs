@@ -68,17 +68,9 @@ impl System {
             .map(|r| r as Arc<dyn telephony::TravelObserver>);
         let (call_tx, call_rx) = mpsc::channel(telephony::CALL_EVENT_CHANNEL);
         let gateway = start_gateway(config, &clock, &call_tx).await?;
-        let callback = match config.webhook.as_ref() {
-            Some(webhook) => webhook
-                .callback_url
-                .clone()
-                .map(|url| telephony::WebhookCallback::new(url, webhook.secret.clone()))
-                .transpose()?,
-            None => None,
-        };
         let effects =
             telephony::ShellEffects::new(gateway.clone(), call_tx.clone(), clock.clone(), observer)
-                .with_webhook_callback(callback);
+                .with_webhook_callback(webhook_callback(config)?);
         let (engine, replay) = Engine::start(
             store.clone(),
             clock.clone(),
@@ -103,6 +95,9 @@ impl System {
         );
         let (engine, engine_task) = engine.spawn();
         close_stale_calls(&engine, &keys, clock.as_ref(), gateway.is_some()).await;
+        if let Some(gateway) = &gateway {
+            follow_readiness(&engine, gateway.clone());
+        }
         let (stop_pump, pump_stop) = watch::channel(false);
         let pump = telephony::spawn_pump(
             engine.clone(),
@@ -245,6 +240,37 @@ impl StopReport {
     pub fn clean(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// The provider's callback for taken webhook calls, when configured.
+fn webhook_callback(config: &Config) -> anyhow::Result<Option<telephony::WebhookCallback>> {
+    let Some(webhook) = config.webhook.as_ref() else {
+        return Ok(None);
+    };
+    webhook
+        .callback_url
+        .clone()
+        .map(|url| telephony::WebhookCallback::new(url, webhook.secret.clone()))
+        .transpose()
+}
+
+/// While the engine cannot store (its log is failing), the SIP gateway takes no new calls:
+/// they get 503 and the carrier re-routes them, instead of ringing into a queue that is
+/// not being recorded.
+fn follow_readiness(engine: &EngineHandle, gateway: Arc<GatewayHandle>) {
+    let mut status = engine.watch_status();
+    tokio::spawn(async move {
+        loop {
+            let ready = status.borrow_and_update().ready();
+            gateway.set_intake(ready);
+            if !ready {
+                tracing::warn!("SIP intake paused: the event log cannot record calls now");
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// What the API needs besides the running parts.

@@ -71,6 +71,9 @@ fn a_full_disk_is_refused_while_it_lasts_and_nothing_acknowledged_is_lost() {
     assert!(figures["acknowledged"].as_u64().unwrap() >= 20, "{figures}");
     assert_eq!(figures["recovered"], true, "{figures}");
     assert_eq!(figures["exit_code"], 0, "{figures}");
+    // A carrier's call while the log failed got 503 (re-routed), and one after was queued.
+    assert_eq!(figures["sip_refused_while_failing"], true, "{figures}");
+    assert_eq!(figures["sip_queued_after"], true, "{figures}");
 }
 
 #[test]
@@ -321,4 +324,36 @@ fn hostname() -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+#[test]
+fn a_real_carriers_calls_reach_the_queue_during_and_after_floods_at_every_door() {
+    let output = std::process::Command::new(regula_binary())
+        .args(["bench", "faults", "--json"])
+        .args(["--scenario", "sip_udp_flood"])
+        .args(["--scenario", "sip_tcp_flood"])
+        .args(["--scenario", "http_flood"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    for figures in report["scenarios"].as_array().unwrap() {
+        assert!(figures["error"].is_null(), "{figures}");
+        let offered = figures["real_calls_offered"].as_u64().unwrap();
+        assert!(offered >= 2, "{figures}");
+        assert_eq!(figures["real_calls_queued"], offered, "{figures}");
+        assert!(figures["flood_refused"].as_u64().unwrap() > 0, "{figures}");
+        println!(
+            "{}: RSS {} KiB before, {} KiB after",
+            figures["scenario"], figures["rss_before_kib"], figures["rss_after_kib"]
+        );
+    }
+    assert_eq!(report["scenarios"][0]["flood_calls_recorded"], 0);
+    assert_eq!(report["scenarios"][2]["operator_command_ok"], true);
+    assert!(output.status.success(), "{report}");
 }

@@ -8,6 +8,9 @@
 //!   made immutable (`chattr +i`) while running, then writable again.
 //! - `second_writer`: a second `regula serve` on the same log must be refused at start with
 //!   the first's pid named, and the first must go on.
+//! - `sip_udp_flood`, `sip_tcp_flood`, `http_flood`: floods at the doors while a real
+//!   carrier calls (see `floods`): `real_calls_offered`, `real_calls_queued`,
+//!   `flood_refused`, `rss_before_kib`, `rss_after_kib`.
 //!
 //! For the storage scenarios a client sends unit registrations, each with its own key,
 //! before, during and after the fault, and records every reply. Then the server is stopped
@@ -42,7 +45,7 @@ use crate::store::{EventStore, StoreLocation};
 #[derive(Debug, Args)]
 pub struct BenchFaultsArgs {
     /// Escenario / Scenario to run (repeatable): `disk_full`, `wal_immutable`,
-    /// `second_writer`. Default: all.
+    /// `second_writer`, `sip_udp_flood`, `sip_tcp_flood`, `http_flood`. Default: all.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
     /// Commands sent while the fault lasts.
@@ -53,7 +56,16 @@ pub struct BenchFaultsArgs {
     pub json: bool,
 }
 
-const SCENARIOS: [&str; 3] = ["disk_full", "wal_immutable", "second_writer"];
+mod floods;
+
+const SCENARIOS: [&str; 6] = [
+    "disk_full",
+    "wal_immutable",
+    "second_writer",
+    "sip_udp_flood",
+    "sip_tcp_flood",
+    "http_flood",
+];
 
 /// What one scenario measured.
 #[derive(Debug, Default, Serialize)]
@@ -72,6 +84,12 @@ struct Figures {
     /// `regula serve`'s exit status at the SIGTERM after the fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
+    /// Storage faults: a carrier's SIP call during the fault got 503 (re-routed, not lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip_refused_while_failing: Option<bool>,
+    /// Storage faults: a carrier's SIP call after the fault rang and was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip_queued_after: Option<bool>,
     /// `second_writer`: the second server was refused at start.
     #[serde(skip_serializing_if = "Option::is_none")]
     second_writer_refused: Option<bool>,
@@ -81,6 +99,27 @@ struct Figures {
     /// `second_writer`: the first server still acknowledged commands afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
     first_keeps_working: Option<bool>,
+    /// Floods: the real carrier's calls sent during and after the flood …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    real_calls_offered: Option<u64>,
+    /// … and how many of them reached the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    real_calls_queued: Option<u64>,
+    /// Floods: the flood's requests or connections the door refused or closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flood_refused: Option<u64>,
+    /// `sip_udp_flood`: spoofed calls that reached the regulation centre (must be 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flood_calls_recorded: Option<u64>,
+    /// Floods: the server's resident memory before the flood, KiB …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_before_kib: Option<u64>,
+    /// … and after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_after_kib: Option<u64>,
+    /// `http_flood`: an operator's command was acknowledged during the flood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator_command_ok: Option<bool>,
     /// Why the scenario could not run, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -95,9 +134,14 @@ impl Figures {
             && self.duplicated == 0
             && self.reused_sequences == 0
             && self.recovered != Some(false)
+            && self.sip_refused_while_failing != Some(false)
+            && self.sip_queued_after != Some(false)
             && self.second_writer_refused != Some(false)
             && self.holder_named != Some(false)
             && self.first_keeps_working != Some(false)
+            && self.operator_command_ok != Some(false)
+            && self.real_calls_queued == self.real_calls_offered
+            && self.flood_calls_recorded.unwrap_or(0) == 0
     }
 }
 
@@ -132,7 +176,10 @@ pub(crate) fn run(args: &BenchFaultsArgs) -> anyhow::Result<ExitCode> {
         let mut figures = match scenario {
             "disk_full" => storage_scenario(&binary, Fault::DiskFull, args.commands),
             "wal_immutable" => storage_scenario(&binary, Fault::WalImmutable, args.commands),
-            _ => second_writer(&binary),
+            "second_writer" => second_writer(&binary),
+            "sip_udp_flood" => floods::sip_udp_flood(&binary),
+            "sip_tcp_flood" => floods::sip_tcp_flood(&binary),
+            _ => floods::http_flood(&binary),
         }
         .unwrap_or_else(|e| Figures {
             scenario,
@@ -151,6 +198,17 @@ pub(crate) fn run(args: &BenchFaultsArgs) -> anyhow::Result<ExitCode> {
         for f in &results {
             match &f.error {
                 Some(e) => writeln!(out, "{}: could not run: {e}", f.scenario)?,
+                None if f.real_calls_offered.is_some() => writeln!(
+                    out,
+                    "{}: {} of {} real calls queued; {} flood requests refused or closed; RSS {} → {} KiB ({:.1} s)",
+                    f.scenario,
+                    f.real_calls_queued.unwrap_or(0),
+                    f.real_calls_offered.unwrap_or(0),
+                    f.flood_refused.unwrap_or(0),
+                    f.rss_before_kib.unwrap_or(0),
+                    f.rss_after_kib.unwrap_or(0),
+                    f.seconds
+                )?,
                 None => writeln!(
                     out,
                     "{}: {} sent, {} acknowledged, {} refused; {} lost, {} stored unacknowledged, {} duplicated, {} sequence numbers reused ({:.1} s)",
@@ -263,11 +321,22 @@ impl Drop for Mounted {
 struct Server {
     child: Child,
     addr: String,
+    /// The SIP door, when the configuration opens one.
+    sip: Option<std::net::SocketAddr>,
 }
 
 impl Server {
     fn start(binary: &Path, database: &Path, log: &Path) -> anyhow::Result<Self> {
-        match Self::try_start(binary, database, log)? {
+        Self::start_with(binary, database, log, None)
+    }
+
+    fn start_with(
+        binary: &Path,
+        database: &Path,
+        log: &Path,
+        config: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        match Self::try_start(binary, database, log, config)? {
             Ok(server) => Ok(server),
             Err((code, _)) => anyhow::bail!(
                 "regula serve exited before listening (status {code:?}); see {}",
@@ -281,15 +350,21 @@ impl Server {
         binary: &Path,
         database: &Path,
         log: &Path,
+        config: Option<&Path>,
     ) -> anyhow::Result<Result<Self, (Option<i32>, String)>> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .context("cannot open the server log")?;
-        let mut child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(database)
+            .arg(database);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .env("REGULA_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -298,6 +373,7 @@ impl Server {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout);
         let mut line = String::new();
+        let mut sip = None;
         loop {
             line.clear();
             if lines.read_line(&mut line)? == 0 {
@@ -305,9 +381,14 @@ impl Server {
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 return Ok(Err((status.code(), text)));
             }
+            if line.starts_with("SIP")
+                && let Some(addr) = line.split_whitespace().last()
+            {
+                sip = addr.parse().ok();
+            }
             if let Some(pos) = line.find("http://") {
                 let addr = line[pos + 7..].trim().to_owned();
-                return Ok(Ok(Self { child, addr }));
+                return Ok(Ok(Self { child, addr, sip }));
             }
         }
     }
@@ -426,7 +507,10 @@ fn storage_scenario(binary: &Path, fault: Fault, commands: u32) -> anyhow::Resul
     let client = Client::new()?;
     let mut ledger = Ledger::default();
     let mut number = 0u64;
-    let server = Server::start(binary, &database, &log)?;
+    let config = floods::config(log_dir.path(), "")?;
+    let server = Server::start_with(binary, &database, &log, Some(&config))?;
+    let sip = server.sip.context("the server did not open its SIP door")?;
+    let mut carrier = floods::Carrier::new()?;
     for _ in 0..20 {
         number += 1;
         let status = ledger.send(&client, &server, number)?;
@@ -446,6 +530,10 @@ fn storage_scenario(binary: &Path, fault: Fault, commands: u32) -> anyhow::Resul
             refused_during += 1;
         }
     }
+    // While the log fails, a carrier's call gets 503 (it re-routes it) instead of ringing
+    // into a queue nobody records.
+    let sip_while_failing = carrier.call_udp_answer(sip, "failing")?;
+    carrier.forget_calls();
     // The fault ends.
     match fault {
         Fault::DiskFull => std::fs::remove_file(&filler).context("cannot remove the filler")?,
@@ -458,6 +546,8 @@ fn storage_scenario(binary: &Path, fault: Fault, commands: u32) -> anyhow::Resul
             recovered = true;
         }
     }
+    let sip_after = carrier.call_udp_answer(sip, "after")?;
+    let sip_queued_after = sip_after == Some(180) && carrier.queued(&client, &server) == 1;
     anyhow::ensure!(
         refused_during > 0,
         "the fault never made the server refuse a command ({commands} acknowledged while it lasted)"
@@ -466,7 +556,7 @@ fn storage_scenario(binary: &Path, fault: Fault, commands: u32) -> anyhow::Resul
     let mut figures = verify(&database, &ledger)?;
     // After a restart on the same log: an acknowledged key is a duplicate with its
     // original events; a refused key was never applied, so it is applied now.
-    let server = Server::start(binary, &database, &log)?;
+    let server = Server::start_with(binary, &database, &log, Some(&config))?;
     if let Some((key, (number, range))) = ledger.acknowledged.iter().last() {
         let reply = client.command(&server, key, &registration(*number))?;
         if !(reply.status == 200 && reply.duplicate && reply.range == *range) {
@@ -491,6 +581,8 @@ fn storage_scenario(binary: &Path, fault: Fault, commands: u32) -> anyhow::Resul
     }
     let _ = server.stop()?;
     figures.recovered = Some(recovered);
+    figures.sip_refused_while_failing = Some(sip_while_failing == Some(503));
+    figures.sip_queued_after = Some(sip_queued_after);
     figures.exit_code = exit_code;
     Ok(figures)
 }
@@ -584,7 +676,7 @@ fn second_writer(binary: &Path) -> anyhow::Result<Figures> {
     let mut ledger = Ledger::default();
     ledger.send(&client, &first, 1)?;
     let (refused, named) =
-        match Server::try_start(binary, &database, &dir.path().join("second.log"))? {
+        match Server::try_start(binary, &database, &dir.path().join("second.log"), None)? {
             Ok(second) => {
                 let _ = second.stop();
                 (false, false)

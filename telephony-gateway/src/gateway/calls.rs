@@ -149,6 +149,11 @@ impl Core {
         if self.shutting_down {
             return self.overload(&request, &peer, "shutting_down").await;
         }
+        if !self.intake_open.load(Ordering::Relaxed) {
+            // The regulation centre cannot record calls now (its log is failing): a 503
+            // lets the carrier re-route the call instead of ringing into nothing.
+            return self.overload(&request, &peer, "intake_paused").await;
+        }
         if self.depth.load(Ordering::Relaxed) >= self.config.max_queued_calls {
             return self.overload(&request, &peer, "queue_full").await;
         }

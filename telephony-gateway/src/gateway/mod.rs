@@ -50,7 +50,7 @@ mod transactions;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dispatch_core::intake::{CallEvent, CallId};
@@ -175,6 +175,7 @@ impl SipGateway {
         })?;
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let depth = Arc::new(AtomicUsize::new(0));
+        let intake_open = Arc::new(AtomicBool::new(true));
         let core = Core {
             advertise: config.advertise.or_else(|| {
                 let ip = bound.local.ip();
@@ -199,6 +200,7 @@ impl SipGateway {
             legs: HashMap::new(),
             clients: HashMap::new(),
             depth: depth.clone(),
+            intake_open: intake_open.clone(),
             next_serial: 1,
             shutting_down: false,
             route_cache: HashMap::new(),
@@ -208,6 +210,7 @@ impl SipGateway {
             local: bound.local,
             commands: commands_tx,
             depth,
+            intake_open,
             task: std::sync::Mutex::new(Some(task)),
         })
     }
@@ -219,6 +222,7 @@ pub struct GatewayHandle {
     local: SocketAddr,
     commands: mpsc::Sender<Command>,
     depth: Arc<AtomicUsize>,
+    intake_open: Arc<AtomicBool>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -226,6 +230,14 @@ impl GatewayHandle {
     /// The bound address (UDP and TCP), with the actual port when 0 was asked.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Opens or pauses the intake of new calls. While paused, new INVITEs get `503` with
+    /// `Retry-After` (counted as `intake_paused`) so carriers re-route them; calls already
+    /// waiting are unaffected. The regulation centre pauses it while its event log cannot
+    /// record calls.
+    pub fn set_intake(&self, open: bool) {
+        self.intake_open.store(open, Ordering::Relaxed);
     }
 
     /// Calls waiting in the queue (including those being connected).
@@ -338,6 +350,8 @@ struct Core {
     /// Client transaction branch → transaction.
     clients: HashMap<String, ClientTxn>,
     depth: Arc<AtomicUsize>,
+    /// Whether new calls are taken (see [`GatewayHandle::set_intake`]).
+    intake_open: Arc<AtomicBool>,
     next_serial: u64,
     shutting_down: bool,
     route_cache: HashMap<IpAddr, IpAddr>,
