@@ -50,6 +50,8 @@ pub struct RunningServer {
     pub base_url: String,
     /// `host:port`.
     pub addr: String,
+    /// The SIP door, when the server opened one.
+    sip: Option<std::net::SocketAddr>,
     stdout: BufReader<ChildStdout>,
     /// Holds the event log of this server (unless the caller gave `--database-url`).
     data_dir: Option<tempfile::TempDir>,
@@ -83,18 +85,24 @@ impl RunningServer {
             .unwrap_or_else(|e| panic!("cannot start regula: {e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let mut stdout = BufReader::new(stdout);
-        if let Some(url) = read_url(&mut stdout) {
+        if let Some((url, sip)) = read_url(&mut stdout) {
             let addr = url.trim_start_matches("http://").to_owned();
             return Self {
                 child: Some(child),
                 base_url: url,
                 addr,
+                sip,
                 stdout,
                 data_dir,
             };
         }
         let status = child.wait();
         panic!("regula exited before printing its address: {status:?}");
+    }
+
+    /// The SIP door's address, when the server opened one.
+    pub fn sip_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sip
     }
 
     /// The process id.
@@ -146,16 +154,22 @@ impl Drop for RunningServer {
     }
 }
 
-/// Reads lines until one carries `http://…`; `None` at end of output.
-fn read_url(stdout: &mut impl BufRead) -> Option<String> {
+/// Reads lines until one carries `http://…` (and the SIP address printed before it, if
+/// any); `None` at end of output.
+fn read_url(stdout: &mut impl BufRead) -> Option<(String, Option<std::net::SocketAddr>)> {
     let mut line = String::new();
+    let mut sip = None;
     loop {
         line.clear();
         if stdout.read_line(&mut line).unwrap_or(0) == 0 {
             return None;
         }
+        if line.starts_with("SIP") {
+            sip = line.split_whitespace().last().and_then(|a| a.parse().ok());
+        }
         if let Some(pos) = line.find("http://") {
-            return line[pos..].split_whitespace().next().map(str::to_owned);
+            let url = line[pos..].split_whitespace().next()?.to_owned();
+            return Some((url, sip));
         }
     }
 }

@@ -78,7 +78,23 @@ fn wait_for_call(server: &RunningServer, status: &str) -> Value {
 fn a_sip_call_with_location_is_queued_taken_connected_and_ended() {
     let dir = tempfile::tempdir().unwrap();
     let sip_port = free_udp_port();
-    let server = RunningServer::start(&["--sip-listen", &format!("127.0.0.1:{sip_port}")], &[]);
+    // The carrier (SIPp on 127.0.0.1) is a trunk trusted with P-Asserted-Identity: without
+    // trunks the gateway believes nobody's network-asserted identity.
+    let config = dir.path().join("regula.toml");
+    std::fs::write(
+        &config,
+        "[[sip.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1/32\"]\ntrust_asserted_identity = true\n",
+    )
+    .unwrap();
+    let server = RunningServer::start(
+        &[
+            "--sip-listen",
+            &format!("127.0.0.1:{sip_port}"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
     let phone_port = free_udp_port();
     let phone_log = dir.path().join("operator.log");
     let phone = sipp(

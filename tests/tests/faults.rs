@@ -357,3 +357,94 @@ fn a_real_carriers_calls_reach_the_queue_during_and_after_floods_at_every_door()
     assert_eq!(report["scenarios"][2]["operator_command_ok"], true);
     assert!(output.status.success(), "{report}");
 }
+
+/// A SIP INVITE / CANCEL pair of one call from `port` on 127.0.0.1.
+fn sip_request(method: &str, port: u16, call: &str) -> String {
+    let sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let body = if method == "INVITE" { sdp } else { "" };
+    let content_type = if method == "INVITE" {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "{method} urn:service:sos SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+573001234567@carrier.example>;tag=t-{call}\r\nTo: <urn:service:sos>\r\nCall-ID: {call}\r\nCSeq: 1 {method}\r\nContact: <sip:+573001234567@127.0.0.1:{port}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_client_cannot_claim_a_callers_cancel_and_cannot_forge_call_events() {
+    use sha2::Digest;
+    let server = RunningServer::start(&["--sip-listen", "127.0.0.1:0"], &[]);
+    let sip = server
+        .sip_addr()
+        .expect("the server printed its SIP address");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let call = "cancel-me-1";
+    socket
+        .send_to(sip_request("INVITE", port, call).as_bytes(), sip)
+        .unwrap();
+    let mut buffer = vec![0u8; 65_536];
+    loop {
+        let (len, _) = socket.recv_from(&mut buffer).unwrap();
+        if buffer[..len].starts_with(b"SIP/2.0 180") {
+            break;
+        }
+    }
+    // A client claims the keys the gateway used to derive from the public Call-ID, and
+    // tries the system's namespace and a forged event.
+    let core_id = format!("sip:{call};t-{call}");
+    let digest = sha2::Sha256::digest(core_id.as_bytes());
+    let old_key = format!("call:abandoned:{}", hex::encode(&digest[..16]));
+    let touch = |key: &str, command: Value| {
+        http_send_json(
+            &server.addr,
+            "POST",
+            "/api/v1/commands",
+            &json!({"key": key, "command": command}).to_string(),
+        )
+    };
+    let (status, _) = touch(
+        &old_key,
+        json!({"command": "register_unit", "registration": {"id": "TAB-0001", "kind": "TAB",
+            "provider": {"name": "Ambulancias Andinas SAS", "ownership": "private"},
+            "base": {"lon": -74.07, "lat": 4.65}, "crew": []}}),
+    );
+    assert_eq!(status, 200, "an ordinary client key");
+    let (status, body) = touch(
+        &format!("#{old_key}"),
+        json!({"command": "register_unit", "registration": {"id": "TAB-0002", "kind": "TAB",
+            "provider": {"name": "Ambulancias Andinas SAS", "ownership": "private"},
+            "base": {"lon": -74.07, "lat": 4.65}, "crew": []}}),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = touch(
+        "forge-1",
+        json!({"command": "record_call_event", "event": {"kind": "abandoned", "call": core_id,
+            "at": "2026-12-03T12:00:00Z"}}),
+    );
+    assert_eq!(status, 403, "{body}");
+    // The caller hangs up: the CANCEL still reaches the engine.
+    socket
+        .send_to(sip_request("CANCEL", port, call).as_bytes(), sip)
+        .unwrap();
+    let mut abandoned = false;
+    for _ in 0..50 {
+        let (_, _, body) = http_get(&server.addr, "/api/v1/calls");
+        let calls: Value = serde_json::from_str(&body).unwrap();
+        abandoned =
+            calls.as_array().unwrap().iter().any(|c| {
+                c.to_string().contains(&core_id) && c.to_string().contains("\"abandoned\"")
+            });
+        if abandoned {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(abandoned, "the caller's CANCEL was recorded");
+}

@@ -74,8 +74,11 @@ fn a_missing_region_pack_is_a_clear_error_at_start() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // The configuration is checked before anything starts: the pack is named with its
+    // line, and no database is created.
     assert!(
-        stderr.contains("cannot load the region pack /no/such/pack"),
+        stderr.contains("/no/such/pack") && stderr.contains("does not exist"),
         "{stderr}"
     );
+    assert!(!dir.path().join("r.db").exists());
 }

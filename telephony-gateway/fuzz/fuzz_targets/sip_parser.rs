@@ -12,7 +12,8 @@ use telephony_gateway::sip::{
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
     if let Ok(Message::Request(request)) = parse_datagram(data, &limits) {
-        let _ = caller_identity(&request);
+        let _ = caller_identity(&request, true);
+        let _ = caller_identity(&request, false);
         let _ = reported_location(&request);
     }
     if let Ok(Some(len)) = stream_message_len(data, &limits) {
