@@ -448,3 +448,95 @@ fn a_client_cannot_claim_a_callers_cancel_and_cannot_forge_call_events() {
     }
     assert!(abandoned, "the caller's CANCEL was recorded");
 }
+
+/// An ext4 image loop-mounted in a temporary directory (tmpfs lets open files be written
+/// after `chattr +i`; ext4 does not), unmounted when dropped.
+struct Ext4 {
+    dir: tempfile::TempDir,
+    _image: tempfile::NamedTempFile,
+}
+
+impl Ext4 {
+    fn mount() -> Self {
+        let image = tempfile::NamedTempFile::new().unwrap();
+        image.as_file().set_len(32 << 20).unwrap();
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            let status = std::process::Command::new(program)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                status.status.success(),
+                "{program} failed (needs root and e2fsprogs): {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        };
+        run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), image.path().as_os_str()],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.path().as_os_str(),
+                dir.path().as_os_str(),
+            ],
+        );
+        Self { dir, _image: image }
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_stop_while_the_log_fails_is_bounded_and_exits_non_zero() {
+    let disk = Ext4::mount();
+    let database = disk.dir.path().join("regula.db");
+    let server = RunningServer::start(&["--database-url", database.to_str().unwrap()], &[]);
+    let (status, body) = http_send_json(
+        &server.addr,
+        "POST",
+        "/api/v1/commands",
+        &register("s-1", "STP-0001"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let wal = disk.dir.path().join("regula.db-wal");
+    let chattr = |flag: &str| {
+        assert!(
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&wal)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    chattr("+i");
+    let (status, body) = http_send_json(
+        &server.addr,
+        "POST",
+        "/api/v1/commands",
+        &register("s-2", "STP-0002"),
+    );
+    assert_eq!(status, 503, "{body}");
+    server.signal(Signal::SIGTERM);
+    // Every stage of the stop has a deadline: it ends, and says it could not flush.
+    let code = server.wait_exit(Duration::from_mins(1));
+    chattr("-i");
+    assert_eq!(code, Some(4), "an unclean stop exits 4");
+    // Nothing refused was stored; what was acknowledged is there.
+    let server = RunningServer::start(&["--database-url", database.to_str().unwrap()], &[]);
+    let (_, _, body) = http_get(&server.addr, "/api/v1/units");
+    let units: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(units.len(), 1, "{body}");
+}

@@ -148,8 +148,20 @@ fn load_config(args: &BenchLoadArgs, dir: &Path) -> anyhow::Result<Config> {
             .unwrap_or_else(|| dir.join("load.db").display().to_string()),
     )
     .map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
+    // SIPp plays the carrier: a trunk, so the per-source cap for unknown sources does not
+    // apply to it (as for a real carrier's trunk).
     let mut sip = telephony_gateway::SipConfig {
         listen: "127.0.0.1:0".parse()?,
+        trunks: vec![telephony_gateway::config::Trunk {
+            name: "sipp".into(),
+            addresses: vec![
+                "127.0.0.1"
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!(e))?,
+            ],
+            trust_asserted_identity: true,
+            digest: None,
+        }],
         ..telephony_gateway::SipConfig::default()
     };
     sip.max_queued_calls = sip.max_queued_calls.max(args.cps as usize * 4);

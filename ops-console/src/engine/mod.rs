@@ -929,6 +929,11 @@ impl Engine {
                 event: Box::new(decoded),
             });
         }
+        // The effects of a decision are not stored: its timers follow from the state, as
+        // at start.
+        for timer in self.state.pending_timers() {
+            self.arm(&timer);
+        }
         Ok(())
     }
 
